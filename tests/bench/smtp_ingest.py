@@ -1,0 +1,982 @@
+#!/usr/bin/env python3
+"""SMTP ingest benchmark: roost against Postfix delivering into Dovecot.
+
+What it does
+------------
+Postfix's load generator `smtp-source` sends the same load (default: 2000
+messages with a 4096-byte body, 10 parallel sessions, one message per
+connection as smtp-source does by default, all to alice@example.test) to
+
+  * roost (`roost serve`, state in a temp dir), and
+  * Postfix accepting mail for example.test and handing it over LMTP (unix
+    socket) to Dovecot, which stores it in a Maildir,
+
+both configured by this script in a temp dir on free loopback ports, with
+their default durability: Postfix fsyncs the queue file before its 250 after
+DATA, Dovecot (mail_fsync = optimized) fsyncs each Maildir file before its
+LMTP 250, roost commits to redb durably before its 250.
+
+For each server it prints
+  * accepted/s: messages / wall time until smtp-source has its last 250;
+  * stored/s:   messages / wall time until all of them are stored: for
+    Postfix+Dovecot, until the Maildir holds them all (polled every 50 ms);
+    for roost the 250 already means durably stored, so this equals accepted/s,
+    and the count is then checked with `roost mail list alice@example.test`;
+  * CPU ms/msg: user+system CPU of the server's whole process tree (every
+    master/smtpd/cleanup/qmgr/lmtp/dovecot/auth/... process, including ones
+    that exited meanwhile) from the start of the load until all messages are
+    stored plus a 1 s tail, minus the idle CPU rate measured for 2 s before
+    the load, divided by the message count;
+  * peak RSS: the largest sum of VmRSS over the process tree, sampled every
+    50 ms during the load (shared pages count once per process, which
+    favours neither side less than the alternative; peak PSS is shown too);
+and the roost/Postfix ratios against the targets (roost >= 3x the stored
+rate, <= 0.2x the CPU per message).
+
+How CPU is attributed
+---------------------
+Each server is started by a small reaper process (this script run with
+`--_reap`) that marks itself PR_SET_CHILD_SUBREAPER, so every process of the
+server's tree, even one orphaned when its parent exits, is waited for inside
+the tree.  The tree's CPU at any moment is then the reaper's cutime+cstime
+(everything reaped by it) plus utime+stime+cutime+cstime of every live
+descendant (read from /proc/PID/stat).  smtp-source and this script are not
+part of any server tree.
+
+Isolation
+---------
+Unless --no-netns is given, the script re-executes itself with
+`unshare --net --mount`: everything runs in a fresh network namespace that
+has only a loopback interface, so no packet can leave the machine, and
+/etc/resolv.conf is bind-mounted (privately) to point at a tiny DNS stub
+this script serves on 127.0.0.1:53 with a few test records (SPF for the
+sender domain, client PTR/A).  The number of DNS queries each server made is
+reported.
+
+Running it
+----------
+As root (Postfix and the namespaces need it), with Debian's packages
+`postfix dovecot-core dovecot-lmtpd` installed and roost built
+(`cargo build --release -p roost`):
+
+    sudo tests/bench/smtp_ingest.sh            # builds roost, then runs
+    sudo python3 tests/bench/smtp_ingest.py    # just runs
+    python3 tests/bench/smtp_ingest.py --messages 200 --only postfix
+
+Options (also as environment variables): --messages (BENCH_MESSAGES),
+--sessions (BENCH_SESSIONS), --size (BENCH_SIZE), --roost-bin (ROOST_BIN,
+default ${CARGO_TARGET_DIR:-<repo>/target}/release/roost); see --help.
+Exit status: 0 when every requested server ran and, when both ran, the
+targets were met; 1 when a target was missed; 2 on a setup or run error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import fcntl
+import os
+import pwd
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve()
+REPO = SCRIPT.parents[2]
+DOMAIN = "example.test"
+RCPT = f"alice@{DOMAIN}"
+SENDER = "sender@example.org"
+CLIENT_HELO = "client.example.org"
+NETNS_ENV = "ROOST_BENCH_IN_NETNS"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+SAMPLE_INTERVAL = 0.05
+TAIL_SECONDS = 1.0
+RATE_TARGET = 3.0
+CPU_TARGET = 0.2
+
+
+class BenchError(Exception):
+    """A setup or run failure with a message meant for the user."""
+
+
+# --------------------------------------------------------------------------
+# Settings and preflight
+
+
+@dataclass
+class Settings:
+    messages: int
+    sessions: int
+    size: int
+    reuse: bool
+    only: str
+    roost_bin: Path
+    workdir: Path
+    keep: bool
+    idle_seconds: float
+    timeout: float
+    no_netns: bool
+
+
+def parse_args(argv: list[str]) -> Settings:
+    env = os.environ
+    target_dir = Path(env.get("CARGO_TARGET_DIR", REPO / "target"))
+    p = argparse.ArgumentParser(
+        description="SMTP ingest benchmark: roost vs Postfix+Dovecot (LMTP).",
+        epilog="Run as root. See the docstring at the top of this file for the method.")
+    p.add_argument("--messages", "-m", type=int, default=int(env.get("BENCH_MESSAGES", 2000)))
+    p.add_argument("--sessions", "-s", type=int, default=int(env.get("BENCH_SESSIONS", 10)))
+    p.add_argument("--size", "-l", type=int, default=int(env.get("BENCH_SIZE", 4096)),
+                   help="message body bytes (smtp-source -l)")
+    p.add_argument("--reuse-connections", action="store_true",
+                   help="send all of a session's messages over one connection (smtp-source -d)")
+    p.add_argument("--only", choices=["both", "roost", "postfix"], default="both")
+    p.add_argument("--roost-bin", type=Path,
+                   default=Path(env.get("ROOST_BIN", target_dir / "release" / "roost")))
+    p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()),
+                   help="where the temp dir goes; must be a real disk for fsync to mean anything")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs, mail)")
+    p.add_argument("--idle-seconds", type=float, default=2.0,
+                   help="idle CPU baseline measured before the load")
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="seconds to wait for all messages to be stored")
+    p.add_argument("--no-netns", action="store_true",
+                   help="do not run inside a private network namespace (not recommended)")
+    a = p.parse_args(argv)
+    if a.messages < 1 or a.sessions < 1 or a.size < 0:
+        p.error("--messages and --sessions must be >= 1, --size >= 0")
+    return Settings(a.messages, a.sessions, a.size, a.reuse_connections, a.only,
+                    a.roost_bin.resolve(), a.workdir, a.keep, a.idle_seconds, a.timeout, a.no_netns)
+
+
+def check_tools(only: str) -> None:
+    """Fail early, saying what to install, when a peer program is missing."""
+    needed = {"smtp-source": "postfix", "unshare": "util-linux", "mount": "mount"}
+    if only in ("both", "postfix"):
+        needed |= {"postfix": "postfix", "dovecot": "dovecot-core",
+                   "/usr/lib/dovecot/lmtp": "dovecot-lmtpd"}
+    missing = sorted({pkg for prog, pkg in needed.items()
+                      if not (Path(prog).exists() if prog.startswith("/") else shutil.which(prog))})
+    if missing:
+        raise BenchError(
+            "missing programs; install them with:\n"
+            f"  DEBIAN_FRONTEND=noninteractive apt-get install -y {' '.join(missing)}\n"
+            "(for postfix, preseed first: echo 'postfix postfix/main_mailer_type select "
+            "No configuration' | debconf-set-selections)")
+    if os.geteuid() != 0:
+        raise BenchError("run as root: Postfix, Dovecot and the network namespace need it")
+
+
+# --------------------------------------------------------------------------
+# Isolation: private network + mount namespace, loopback only, stub DNS
+
+
+def reexec_in_netns(argv: list[str]) -> None:
+    """Replace this process by itself inside fresh network and mount namespaces."""
+    env = dict(os.environ, **{NETNS_ENV: "1"})
+    cmd = ["unshare", "--net", "--mount", "--propagation", "private", "--",
+           sys.executable, str(SCRIPT), *argv]
+    os.execvpe(cmd[0], cmd, env)
+
+
+def bring_up_loopback() -> None:
+    """`ip link set lo up`, done with the SIOCSIFFLAGS ioctl."""
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sh", b"lo", 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(s, siocgifflags, req))[1]
+        fcntl.ioctl(s, siocsifflags, struct.pack("16sh", b"lo", flags | iff_up))
+
+
+def point_resolver_at_stub(base: Path) -> None:
+    """Bind-mount a resolv.conf naming only 127.0.0.1 over /etc/resolv.conf."""
+    conf = base / "resolv.conf"
+    conf.write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    run(["mount", "--bind", str(conf), "/etc/resolv.conf"])
+
+
+class StubDns(threading.Thread):
+    """A tiny authoritative-style DNS responder on 127.0.0.1:53 (UDP).
+
+    Answers the few names the load touches (SPF TXT of the sender's domain,
+    PTR/A of the client), NODATA for other types of those names and NXDOMAIN
+    for everything else.  It counts queries so the report can show them.
+    """
+
+    A, PTR, TXT = 1, 12, 16
+    RECORDS = {
+        ("example.org", TXT): [b"v=spf1 ip4:127.0.0.0/8 -all"],
+        (CLIENT_HELO, A): [socket.inet_aton("127.0.0.1")],
+        ("1.0.0.127.in-addr.arpa", PTR): [CLIENT_HELO],
+    }
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 53))
+        self.queries = 0
+        self.names: set[str] = set()
+
+    def run(self) -> None:
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+                reply = self.answer(data)
+            except OSError:
+                return
+            except (ValueError, IndexError, struct.error):
+                continue
+            self.sock.sendto(reply, peer)
+
+    def take_count(self) -> tuple[int, list[str]]:
+        n, names = self.queries, sorted(self.names)
+        self.queries, self.names = 0, set()
+        return n, names
+
+    def answer(self, query: bytes) -> bytes:
+        qid, flags = struct.unpack("!HH", query[:4])
+        name, end = self.read_name(query, 12)
+        qtype = struct.unpack("!H", query[end:end + 2])[0]
+        question = query[12:end + 4]
+        self.queries += 1
+        self.names.add(f"{name}/{qtype}")
+        known = {n for n, _ in self.RECORDS}
+        rdatas = self.RECORDS.get((name, qtype), [])
+        rcode = 0 if name in known else 3
+        header = struct.pack("!HHHHHH", qid, 0x8400 | (flags & 0x0100) | 0x0080 | rcode,
+                             1, len(rdatas), 0, 0)
+        answers = b"".join(self.rr(qtype, r) for r in rdatas)
+        return header + question + answers
+
+    def rr(self, qtype: int, value) -> bytes:
+        if qtype == self.TXT:
+            rdata = bytes([len(value)]) + value
+        elif qtype == self.PTR:
+            rdata = self.encode_name(value)
+        else:
+            rdata = value
+        return struct.pack("!HHHIH", 0xC00C, qtype, 1, 300, len(rdata)) + rdata
+
+    @staticmethod
+    def read_name(msg: bytes, pos: int) -> tuple[str, int]:
+        labels = []
+        while msg[pos]:
+            n = msg[pos]
+            labels.append(msg[pos + 1:pos + 1 + n].decode("ascii", "replace"))
+            pos += 1 + n
+        return ".".join(labels).lower(), pos + 1
+
+    @staticmethod
+    def encode_name(name: str) -> bytes:
+        return b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+
+
+# --------------------------------------------------------------------------
+# Process trees: reaper, CPU and memory accounting
+
+
+def reaper_main(cmd: list[str]) -> int:
+    """Run cmd as a child, adopt and reap all its descendants, forward SIGTERM.
+
+    Being a child subreaper means every process of the server's tree is
+    waited for inside the tree, so its CPU stays accounted (in our cutime).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+        print("reaper: prctl(PR_SET_CHILD_SUBREAPER) failed", file=sys.stderr)
+    child = os.fork()
+    if child == 0:
+        try:
+            os.execvp(cmd[0], cmd)
+        finally:
+            print(f"reaper: cannot exec {cmd[0]}", file=sys.stderr)
+            os._exit(127)
+    state = {"child_alive": True}
+
+    def kill_orphans(sig: int) -> None:
+        for pid, st in proc_table().items():
+            if st.ppid == os.getpid():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+
+    def on_term(signum, _frame):
+        if state["child_alive"]:
+            os.kill(child, signum)
+        else:
+            kill_orphans(signal.SIGTERM)
+
+    def on_alarm(_signum, _frame):  # orphans outlived the server: end them
+        kill_orphans(signal.SIGKILL)
+        signal.alarm(1)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, on_term)
+    signal.signal(signal.SIGALRM, on_alarm)
+    code = 0
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return code
+        if pid == child:
+            state["child_alive"] = False
+            code = os.waitstatus_to_exitcode(status)
+            kill_orphans(signal.SIGTERM)
+            signal.alarm(10)
+
+
+@dataclass
+class ProcStat:
+    comm: str
+    ppid: int
+    own_ticks: int     # utime + stime
+    child_ticks: int   # cutime + cstime: reaped descendants
+    rss_pages: int
+
+
+def proc_table() -> dict[int, ProcStat]:
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        close = data.rindex(b")")
+        comm = data[data.index(b"(") + 1:close].decode(errors="replace")
+        f = data[close + 2:].split()  # f[0] is field 3 (state)
+        table[int(name)] = ProcStat(comm, int(f[1]), int(f[11]) + int(f[12]),
+                                    int(f[13]) + int(f[14]), int(f[21]))
+    return table
+
+
+def descendants(table: dict[int, ProcStat], roots: list[int]) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for pid, st in table.items():
+        children.setdefault(st.ppid, []).append(pid)
+    found, todo = [], list(roots)
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def tree_cpu(roots: list[int], table: dict[int, ProcStat] | None = None) -> float:
+    """CPU seconds used so far by the trees under the reapers `roots`."""
+    table = table if table is not None else proc_table()
+    ticks = sum(table[r].child_ticks for r in roots if r in table)
+    for pid in descendants(table, roots):
+        st = table[pid]
+        ticks += st.own_ticks + st.child_ticks
+    return ticks / CLK_TCK
+
+
+def cpu_by_name(roots: dict[int, str], before: dict[int, ProcStat],
+                after: dict[int, ProcStat]) -> dict[str, float]:
+    """Split the trees' CPU delta by "server:process name"; CPU of processes
+    that exited during the window shows as "server:exited"."""
+    out: dict[str, float] = {}
+
+    def add(key: str, ticks: int) -> None:
+        if ticks:
+            out[key] = out.get(key, 0.0) + ticks / CLK_TCK
+
+    for root, label in roots.items():
+        if root in after:
+            add(f"{label}:exited", after[root].child_ticks
+                - (before[root].child_ticks if root in before else 0))
+        for pid in descendants(after, [root]):
+            st, old = after[pid], before.get(pid)
+            same = old is not None and old.comm == st.comm
+            add(f"{label}:{st.comm}", st.own_ticks - (old.own_ticks if same else 0))
+            add(f"{label}:exited", st.child_ticks - (old.child_ticks if same else 0))
+    return out
+
+
+def pss_bytes(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class TreeSampler(threading.Thread):
+    """Samples the summed VmRSS of the trees every 50 ms (PSS every 250 ms)."""
+
+    def __init__(self, roots: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.roots = roots
+        self.peak_rss = self.peak_pss = self.peak_procs = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        n = 0
+        while not self._halt.is_set():
+            table = proc_table()
+            pids = descendants(table, self.roots)
+            self.peak_rss = max(self.peak_rss, sum(table[p].rss_pages for p in pids) * PAGE)
+            self.peak_procs = max(self.peak_procs, len(pids))
+            if n % 5 == 0:
+                self.peak_pss = max(self.peak_pss, sum(pss_bytes(p) for p in pids))
+            n += 1
+            self._halt.wait(SAMPLE_INTERVAL)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+class Reaped:
+    """A server process started under the reaper, logging to a file."""
+
+    def __init__(self, name: str, cmd: list[str], log: Path, cwd: Path | None = None) -> None:
+        self.name, self.log = name, log
+        self.logf = open(log, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SCRIPT), "--_reap", "--", *cmd],
+            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT,
+            cwd=cwd, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                for pid in descendants(proc_table(), [self.pid]):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+
+
+# --------------------------------------------------------------------------
+# Small helpers
+
+
+def run(cmd: list[str], *, stdin: str | None = None, check: bool = True,
+        timeout: float = 120) -> subprocess.CompletedProcess:
+    res = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
+    if check and res.returncode != 0:
+        raise BenchError(f"command failed ({res.returncode}): {' '.join(cmd)}\n"
+                         f"{res.stdout}{res.stderr}".rstrip())
+    return res
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_banner(port: int, servers: list[Reaped], timeout: float = 30.0) -> None:
+    """Wait until 127.0.0.1:port answers with an SMTP 220 greeting."""
+    deadline = time.monotonic() + timeout
+    last = "no connection"
+    while time.monotonic() < deadline:
+        for s in servers:
+            if not s.alive():
+                raise BenchError(f"{s.name} exited early; log {s.log}:\n{tail(s.log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                greeting = c.makefile("rb").readline().decode(errors="replace")
+                if greeting.startswith("220"):
+                    c.sendall(b"QUIT\r\n")
+                    return
+                last = greeting.strip()
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.1)
+    raise BenchError(f"no 220 banner on 127.0.0.1:{port} after {timeout:.0f}s ({last})")
+
+
+def wait_for_path(path: Path, server: Reaped, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if not server.alive():
+            raise BenchError(f"{server.name} exited early; log {server.log}:\n{tail(server.log)}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"{path} did not appear; log {server.log}:\n{tail(server.log)}")
+        time.sleep(0.05)
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def fs_type(path: Path) -> str:
+    best, fstype = "", "?"
+    with open("/proc/mounts") as f:
+        for line in f:
+            mnt, typ = line.split()[1], line.split()[2]
+            if str(path).startswith(mnt) and len(mnt) > len(best):
+                best, fstype = mnt, typ
+    return fstype
+
+
+# --------------------------------------------------------------------------
+# The servers under test
+
+
+class PostfixDovecot:
+    """Postfix (smtpd -> cleanup -> qmgr -> lmtp) delivering to Dovecot LMTP."""
+
+    name = "postfix+dovecot"
+    accepted_means_stored = False
+
+    def __init__(self, base: Path) -> None:
+        self.base = base / "postfix-dovecot"
+        self.etc = self.base / "postfix-etc"
+        self.spool = self.base / "postfix-spool"
+        self.dovecot_dir = self.base / "dovecot"
+        self.mail = self.base / "mail"
+        self.maildir = self.mail / "alice" / "Maildir"
+        self.lmtp_socket = self.dovecot_dir / "run" / "lmtp"
+        self.port = free_port()
+        self.servers: list[Reaped] = []
+
+    @property
+    def logs(self) -> list[Path]:
+        return [self.base / "postfix.log", self.dovecot_dir / "dovecot.log"]
+
+    def start(self) -> None:
+        for d in (self.base, self.etc, self.spool, self.dovecot_dir, self.mail):
+            d.mkdir(parents=True, exist_ok=True)
+        nobody = pwd.getpwnam("nobody")
+        os.chown(self.mail, nobody.pw_uid, nobody.pw_gid)
+        self.write_dovecot_config(nobody)
+        dovecot = Reaped("dovecot", ["dovecot", "-F", "-c", str(self.dovecot_dir / "dovecot.conf")],
+                         self.dovecot_dir / "dovecot.stderr")
+        self.servers.append(dovecot)
+        wait_for_path(self.lmtp_socket, dovecot)
+        self.write_postfix_config()
+        # postfix(1) prints errors only to a tty (else to syslog): give it one.
+        run(["script", "-qec", f"postfix -c {self.etc} check", "/dev/null"])
+        postfix = Reaped("postfix", ["postfix", "-c", str(self.etc), "start-fg"],
+                         self.base / "postfix.stderr")
+        self.servers.append(postfix)
+        wait_for_banner(self.port, self.servers)
+
+    def write_dovecot_config(self, nobody: pwd.struct_passwd) -> None:
+        d = self.dovecot_dir
+        (d / "users").write_text(
+            f"{RCPT}:{{PLAIN}}secret:{nobody.pw_uid}:{nobody.pw_gid}::{self.mail}/alice::\n")
+        (d / "dovecot.conf").write_text(f"""\
+# Dovecot for the roost ingest benchmark: LMTP on a unix socket only.
+# Durability settings are Dovecot's defaults (mail_fsync = optimized).
+instance_name = roost-bench-dovecot
+base_dir = {d}/run
+state_dir = {d}/state
+log_path = {d}/dovecot.log
+protocols = lmtp
+listen = 127.0.0.1
+ssl = no
+mail_location = maildir:~/Maildir
+first_valid_uid = 1
+passdb {{
+  driver = passwd-file
+  args = {d}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = {d}/users
+}}
+service lmtp {{
+  unix_listener lmtp {{
+    mode = 0666
+  }}
+}}
+""")
+
+    def write_postfix_config(self) -> None:
+        (self.etc / "vmailbox").write_text(f"{RCPT} OK\n")
+        (self.etc / "main.cf").write_text(f"""\
+# Postfix for the roost ingest benchmark: MX for {DOMAIN} on loopback,
+# delivering over LMTP to Dovecot.  Durability settings are Postfix's defaults.
+compatibility_level = 3.6
+queue_directory = {self.spool}
+data_directory = {self.base}/postfix-data
+maillog_file = {self.base}/postfix.log
+maillog_file_prefixes = {self.base}
+myhostname = mx.{DOMAIN}
+mydomain = {DOMAIN}
+myorigin = $myhostname
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+biff = no
+smtpd_banner = $myhostname ESMTP
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+lmtp_dns_support_level = disabled
+virtual_mailbox_domains = {DOMAIN}
+virtual_mailbox_maps = texthash:{self.etc}/vmailbox
+virtual_transport = lmtp:unix:{self.lmtp_socket}
+local_transport = error:5.1.1 no local delivery in this benchmark
+default_transport = error:5.4.4 no outbound mail in this benchmark
+relay_transport = error:5.4.4 no outbound mail in this benchmark
+""")
+        # Debian's master.cf with chroot off (the queue is in a temp dir).
+        (self.etc / "master.cf").write_text(f"""\
+127.0.0.1:{self.port} inet n - n - - smtpd
+pickup     unix  n - n 60 1 pickup
+cleanup    unix  n - n -  0 cleanup
+qmgr       unix  n - n 300 1 qmgr
+rewrite    unix  - - n -  - trivial-rewrite
+bounce     unix  - - n -  0 bounce
+defer      unix  - - n -  0 bounce
+trace      unix  - - n -  0 bounce
+verify     unix  - - n -  1 verify
+flush      unix  n - n 1000? 0 flush
+proxymap   unix  - - n -  - proxymap
+proxywrite unix  - - n -  1 proxymap
+showq      unix  n - n -  - showq
+error      unix  - - n -  - error
+retry      unix  - - n -  - error
+discard    unix  - - n -  - discard
+lmtp       unix  - - n -  - lmtp
+anvil      unix  - - n -  1 anvil
+scache     unix  - - n -  1 scache
+postlog    unix-dgram n - n - 1 postlogd
+""")
+
+    def roots(self) -> list[int]:
+        return [s.pid for s in self.servers]
+
+    def labelled_roots(self) -> dict[int, str]:
+        return {s.pid: s.name for s in self.servers}
+
+    def stored_count(self) -> int | None:
+        return sum(count_dir(self.maildir / sub) for sub in ("new", "cur"))
+
+    def stop(self) -> None:
+        if any(s.alive() for s in self.servers):
+            subprocess.run(["postfix", "-c", str(self.etc), "stop"], capture_output=True, timeout=30)
+        for s in reversed(self.servers):
+            s.stop()
+
+
+class Roost:
+    """roost serve, state in the temp dir."""
+
+    name = "roost"
+    accepted_means_stored = True
+
+    def __init__(self, base: Path, binary: Path) -> None:
+        self.base = base / "roost"
+        self.state = self.base / "state"
+        self.bin = binary
+        self.port = free_port()
+        self.servers: list[Reaped] = []
+        self.count_note = ""
+
+    @property
+    def logs(self) -> list[Path]:
+        return [self.base / "roost.log"]
+
+    def cli(self, *args: str, stdin: str | None = None, check: bool = True):
+        return run([str(self.bin), "--state", str(self.state), *args], stdin=stdin, check=check)
+
+    def start(self) -> None:
+        if not os.access(self.bin, os.X_OK):
+            raise BenchError(f"no roost binary at {self.bin}; build it with\n"
+                             f"  (cd {REPO} && cargo build --release -p roost)\n"
+                             "or pass --roost-bin PATH")
+        self.state.mkdir(parents=True)
+        try:
+            self.cli("domain", "add", DOMAIN)
+            self.cli("user", "add", RCPT, "--password-stdin", stdin="secret\n")
+        except BenchError as e:
+            raise BenchError(f"roost does not (yet) support the setup commands the benchmark "
+                             f"needs (domain add / user add --password-stdin):\n{e}") from None
+        config = self.base / "roost.toml"
+        config.write_text(f"""\
+hostname = "mx.{DOMAIN}"
+[listen]
+smtp = ["127.0.0.1:{self.port}"]
+submission = ["127.0.0.1:{free_port()}"]
+submissions = ["127.0.0.1:{free_port()}"]
+""")
+        server = Reaped("roost", [str(self.bin), "--state", str(self.state), "serve",
+                                  "--config", str(config)], self.logs[0])
+        self.servers.append(server)
+        wait_for_banner(self.port, self.servers)
+
+    def roots(self) -> list[int]:
+        return [s.pid for s in self.servers]
+
+    def labelled_roots(self) -> dict[int, str]:
+        return {s.pid: s.name for s in self.servers}
+
+    def stored_count(self) -> int | None:
+        """Messages in alice's mailbox per `roost mail list`, or None if unsupported."""
+        res = self.cli("mail", "list", RCPT, check=False)
+        if res.returncode != 0:
+            first = (res.stderr or res.stdout).strip().splitlines()[:1]
+            self.count_note = f"`roost mail list` failed: {first[0] if first else res.returncode}"
+            return None
+        return sum(1 for line in res.stdout.splitlines() if line.strip())
+
+    def stop(self) -> None:
+        for s in self.servers:
+            s.stop()
+
+
+def count_dir(path: Path) -> int:
+    try:
+        with os.scandir(path) as it:
+            return sum(1 for _ in it)
+    except FileNotFoundError:
+        return 0
+
+
+# --------------------------------------------------------------------------
+# The measurement
+
+
+@dataclass
+class Result:
+    name: str
+    messages: int
+    accepted_s: float
+    stored_s: float
+    cpu_s: float
+    idle_cpu_s: float
+    peak_rss: int
+    peak_pss: int
+    peak_procs: int
+    stored_check: str
+    dns_queries: int
+    dns_names: list[str]
+    cpu_split: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def stored_rate(self) -> float:
+        return self.messages / self.stored_s
+
+    @property
+    def cpu_ms_per_msg(self) -> float:
+        return max(0.0, self.cpu_s - self.idle_cpu_s) * 1000 / self.messages
+
+
+def smtp_source_cmd(s: Settings, port: int) -> list[str]:
+    cmd = ["smtp-source", "-s", str(s.sessions), "-m", str(s.messages), "-l", str(s.size),
+           "-M", CLIENT_HELO, "-f", SENDER, "-t", RCPT, "-S", "roost ingest benchmark"]
+    if s.reuse:
+        cmd.append("-d")
+    return cmd + [f"127.0.0.1:{port}"]
+
+
+def wait_stored(target, want: int, timeout: float) -> float:
+    """Poll the stored count until it reaches want; returns the monotonic time."""
+    deadline = time.monotonic() + timeout
+    last, last_change = -1, time.monotonic()
+    while True:
+        n = target.stored_count()
+        now = time.monotonic()
+        if n is None or n >= want:
+            return now
+        if n != last:
+            last, last_change = n, now
+        if now > deadline or now - last_change > 60:
+            logs = "\n".join(f"--- {p}\n{tail(p)}" for p in target.logs)
+            raise BenchError(f"{target.name}: only {n} of {want} messages stored "
+                             f"(waited {timeout:.0f}s, no progress for {now - last_change:.0f}s)\n{logs}")
+        time.sleep(SAMPLE_INTERVAL)
+
+
+def measure(target, s: Settings, dns: StubDns | None) -> Result:
+    """Start the target, load it with smtp-source, measure, stop it."""
+    print(f"== {target.name}: starting", flush=True)
+    try:
+        target.start()
+        roots = target.roots()
+        time.sleep(1.0)  # let start-up work settle before the idle baseline
+        c0 = tree_cpu(roots)
+        time.sleep(s.idle_seconds)
+        idle_rate = (tree_cpu(roots) - c0) / s.idle_seconds
+        if dns:
+            dns.take_count()
+
+        sampler = TreeSampler(roots)
+        before = proc_table()
+        cpu_start = tree_cpu(roots, before)
+        sampler.start()
+        print(f"== {target.name}: sending {s.messages} messages", flush=True)
+        t0 = time.monotonic()
+        load = subprocess.run(smtp_source_cmd(s, target.port), capture_output=True, text=True)
+        t_accepted = time.monotonic()
+        if load.returncode != 0:
+            sampler.stop()
+            raise BenchError(f"{target.name}: smtp-source failed ({load.returncode}):\n"
+                             f"{load.stdout}{load.stderr}\n" +
+                             "\n".join(f"--- {p}\n{tail(p)}" for p in target.logs))
+        t_stored = t_accepted
+        if not target.accepted_means_stored:
+            t_stored = wait_stored(target, s.messages, s.timeout)
+        time.sleep(TAIL_SECONDS)
+        after = proc_table()
+        cpu = tree_cpu(roots, after) - cpu_start
+        window = time.monotonic() - t0
+        sampler.stop()
+        dns_n, dns_names = dns.take_count() if dns else (0, [])
+
+        count = target.stored_count()
+        if count is None:
+            check = f"unverified ({target.count_note})"
+        elif count == s.messages:
+            check = f"{count} stored"
+        elif count < s.messages and target.accepted_means_stored:
+            wait_stored(target, s.messages, 30)
+            check = f"ONLY {count} stored right after the last 250 (durability bug?)"
+        else:
+            check = f"{count} stored, expected {s.messages}"
+        return Result(target.name, s.messages, t_accepted - t0, t_stored - t0, cpu,
+                      idle_rate * window, sampler.peak_rss, sampler.peak_pss, sampler.peak_procs,
+                      check, dns_n, dns_names, cpu_by_name(target.labelled_roots(), before, after))
+    finally:
+        target.stop()
+
+
+# --------------------------------------------------------------------------
+# Report
+
+
+def print_report(s: Settings, results: list[Result], errors: dict[str, str], base: Path) -> int:
+    mib = 1024 * 1024
+    conn = "all messages of a session over one connection" if s.reuse else "one message per connection"
+    print()
+    print(f"SMTP ingest: {s.messages} messages, {s.size}-byte body, {s.sessions} parallel sessions "
+          f"(smtp-source, {conn}), to {RCPT}")
+    print(f"work dir: {base} ({fs_type(base)}); {os.cpu_count()} CPUs; kernel {os.uname().release}")
+    if fs_type(base) in ("tmpfs", "ramfs"):
+        print("WARNING: the work dir is in memory, so fsync costs nothing: use --workdir on a disk")
+    print()
+    header = (f"{'server':<16} {'accepted/s':>10} {'stored/s':>9} {'CPU ms/msg':>10} "
+              f"{'peak RSS MiB':>12} {'peak PSS MiB':>12} {'procs':>5}  stored check")
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(f"{r.name:<16} {r.messages / r.accepted_s:>10.1f} {r.stored_rate:>9.1f} "
+              f"{r.cpu_ms_per_msg:>10.3f} {r.peak_rss / mib:>12.1f} {r.peak_pss / mib:>12.1f} "
+              f"{r.peak_procs:>5}  {r.stored_check}")
+    for name, err in errors.items():
+        print(f"{name:<16} ERROR: {err.splitlines()[0]}")
+    print()
+    for r in results:
+        split = ", ".join(f"{k} {v * 1000 / r.messages:.2f}"
+                          for k, v in sorted(r.cpu_split.items(), key=lambda kv: -kv[1]))
+        print(f"{r.name}: CPU {r.cpu_s:.2f}s in the window (idle baseline {r.idle_cpu_s:.2f}s "
+              f"subtracted), stored after {r.stored_s:.2f}s; DNS queries: {r.dns_queries}"
+              + (f" ({', '.join(r.dns_names[:6])})" if r.dns_names else ""))
+        print(f"  CPU ms/msg by process: {split}")
+    print()
+    print("Method: stored/s = messages / wall time from the start of smtp-source until all are "
+          "stored (Postfix+Dovecot: files in the Maildir; roost: its 250 after DATA is a durable "
+          "commit, checked with `roost mail list`). CPU = user+sys of the server's whole process "
+          f"tree (subreaper accounting) until stored + {TAIL_SECONDS:.0f}s, minus idle. Peak RSS = "
+          f"max of summed VmRSS over the tree, sampled every {SAMPLE_INTERVAL * 1000:.0f} ms "
+          "(PSS every 250 ms). Durability: Postfix and Dovecot defaults (queue file and Maildir "
+          "file fsynced before 250), roost durable redb commit before 250.")
+    by = {r.name: r for r in results}
+    if "roost" in by and PostfixDovecot.name in by:
+        ro, pf = by["roost"], by[PostfixDovecot.name]
+        rate = ro.stored_rate / pf.stored_rate
+        cpu = ro.cpu_ms_per_msg / pf.cpu_ms_per_msg if pf.cpu_ms_per_msg else float("inf")
+        rss = ro.peak_rss / pf.peak_rss if pf.peak_rss else float("inf")
+        rate_ok, cpu_ok = rate >= RATE_TARGET, cpu <= CPU_TARGET
+        print()
+        print(f"roost / postfix+dovecot: stored rate {rate:.2f}x (target >= {RATE_TARGET:g}x: "
+              f"{'MET' if rate_ok else 'MISSED'}), CPU per message {cpu:.3f}x (target <= "
+              f"{CPU_TARGET:g}x: {'MET' if cpu_ok else 'MISSED'}), peak RSS {rss:.2f}x")
+        if errors:
+            return 2
+        return 0 if rate_ok and cpu_ok else 1
+    return 2 if errors else 0
+
+
+# --------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--_reap"]:
+        return reaper_main(argv[2:] if argv[1:2] == ["--"] else argv[1:])
+    s = parse_args(argv)
+    try:
+        check_tools(s.only)
+    except BenchError as e:
+        print(f"smtp_ingest: {e}", file=sys.stderr)
+        return 2
+    if not s.no_netns and os.environ.get(NETNS_ENV) != "1":
+        reexec_in_netns(argv)
+
+    base = Path(tempfile.mkdtemp(prefix="roost-bench-", dir=s.workdir))
+    base.chmod(0o755)  # Postfix and Dovecot children run as other users
+    targets = []
+    if s.only in ("both", "postfix"):
+        targets.append(PostfixDovecot(base))
+    if s.only in ("both", "roost"):
+        targets.append(Roost(base, s.roost_bin))
+    results, errors = [], {}
+    dns = None
+    try:
+        if os.environ.get(NETNS_ENV) == "1":
+            bring_up_loopback()
+            point_resolver_at_stub(base)
+            dns = StubDns()
+            dns.start()
+        for t in targets:
+            try:
+                results.append(measure(t, s, dns))
+            except BenchError as e:
+                errors[t.name] = str(e)
+                print(f"== {t.name}: ERROR\n{e}", file=sys.stderr, flush=True)
+        return print_report(s, results, errors, base)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        for t in targets:
+            t.stop()
+        if s.keep:
+            print(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
