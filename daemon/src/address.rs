@@ -90,7 +90,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "alice", "@example.test", "alice@", "a@b..c", "a@-x.test", "a\u{0}@x.test"] {
+        for bad in [
+            "",
+            "alice",
+            "@example.test",
+            "alice@",
+            "a@b..c",
+            "a@-x.test",
+            "a\u{0}@x.test",
+        ] {
             assert!(Address::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -98,8 +106,17 @@ mod tests {
     #[test]
     fn strips_subaddress() {
         let a = Address::parse("alice+news@example.test").unwrap();
-        assert_eq!(a.without_subaddress().unwrap().to_string(), "alice@example.test");
-        assert!(Address::parse("+x@example.test").unwrap().without_subaddress().is_none());
-        assert!(Address::parse("alice@example.test").unwrap().without_subaddress().is_none());
+        assert_eq!(
+            a.without_subaddress().unwrap().to_string(),
+            "alice@example.test"
+        );
+        assert!(Address::parse("+x@example.test")
+            .unwrap()
+            .without_subaddress()
+            .is_none());
+        assert!(Address::parse("alice@example.test")
+            .unwrap()
+            .without_subaddress()
+            .is_none());
     }
 }

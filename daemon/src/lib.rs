@@ -17,5 +17,12 @@
 //! and the current time and carry out the events they emit.
 
 pub mod address;
+pub mod auth;
+pub mod config;
+pub mod ctl;
+pub mod delivery;
+pub mod logging;
+pub mod server;
 pub mod smtp;
 pub mod store;
+pub mod tls;

@@ -77,6 +77,7 @@ import ctypes
 import fcntl
 import os
 import pwd
+import resource
 import shutil
 import signal
 import socket
@@ -84,6 +85,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from dataclasses import dataclass, field
@@ -125,6 +127,7 @@ class Settings:
     idle_seconds: float
     timeout: float
     no_netns: bool
+    runs: int
 
 
 def parse_args(argv: list[str]) -> Settings:
@@ -139,6 +142,8 @@ def parse_args(argv: list[str]) -> Settings:
                    help="message body bytes (smtp-source -l)")
     p.add_argument("--reuse-connections", action="store_true",
                    help="send all of a session's messages over one connection (smtp-source -d)")
+    p.add_argument("--runs", type=int, default=int(env.get("BENCH_RUNS", 1)),
+                   help="measure each server this many times, alternating; report the median")
     p.add_argument("--only", choices=["both", "roost", "postfix"], default="both")
     p.add_argument("--roost-bin", type=Path,
                    default=Path(env.get("ROOST_BIN", target_dir / "release" / "roost")))
@@ -152,10 +157,11 @@ def parse_args(argv: list[str]) -> Settings:
     p.add_argument("--no-netns", action="store_true",
                    help="do not run inside a private network namespace (not recommended)")
     a = p.parse_args(argv)
-    if a.messages < 1 or a.sessions < 1 or a.size < 0:
-        p.error("--messages and --sessions must be >= 1, --size >= 0")
+    if min(a.messages, a.sessions, a.runs) < 1 or a.size < 0:
+        p.error("--messages, --sessions and --runs must be >= 1, --size >= 0")
     return Settings(a.messages, a.sessions, a.size, a.reuse_connections, a.only,
-                    a.roost_bin.resolve(), a.workdir, a.keep, a.idle_seconds, a.timeout, a.no_netns)
+                    a.roost_bin.resolve(), a.workdir, a.keep, a.idle_seconds, a.timeout, a.no_netns,
+                    a.runs)
 
 
 def check_tools(only: str) -> None:
@@ -549,7 +555,37 @@ def fs_type(path: Path) -> str:
 # The servers under test
 
 
-class PostfixDovecot:
+class Target:
+    """A server under test: started by start(), made of reaped process trees."""
+
+    name = ""
+    accepted_means_stored = False  # is a 250 after DATA already "stored"?
+    port = 0
+    logs: list[Path] = []
+    count_note = ""  # why stored_count() returned None
+
+    def __init__(self) -> None:
+        self.servers: list[Reaped] = []
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stored_count(self) -> int | None:
+        raise NotImplementedError
+
+    def roots(self) -> dict[int, str]:
+        """Reaper pid -> label of each process tree that makes up the server."""
+        return {s.pid: s.name for s in self.servers}
+
+    def stop(self) -> None:
+        for s in reversed(self.servers):
+            s.stop()
+
+    def log_tails(self) -> str:
+        return "\n".join(f"--- {p}\n{tail(p)}" for p in self.logs)
+
+
+class PostfixDovecot(Target):
     """Postfix (smtpd -> cleanup -> qmgr -> lmtp) delivering to Dovecot LMTP."""
 
     name = "postfix+dovecot"
@@ -564,7 +600,7 @@ class PostfixDovecot:
         self.maildir = self.mail / "alice" / "Maildir"
         self.lmtp_socket = self.dovecot_dir / "run" / "lmtp"
         self.port = free_port()
-        self.servers: list[Reaped] = []
+        super().__init__()
 
     @property
     def logs(self) -> list[Path]:
@@ -674,23 +710,16 @@ scache     unix  - - n -  1 scache
 postlog    unix-dgram n - n - 1 postlogd
 """)
 
-    def roots(self) -> list[int]:
-        return [s.pid for s in self.servers]
-
-    def labelled_roots(self) -> dict[int, str]:
-        return {s.pid: s.name for s in self.servers}
-
     def stored_count(self) -> int | None:
         return sum(count_dir(self.maildir / sub) for sub in ("new", "cur"))
 
     def stop(self) -> None:
         if any(s.alive() for s in self.servers):
             subprocess.run(["postfix", "-c", str(self.etc), "stop"], capture_output=True, timeout=30)
-        for s in reversed(self.servers):
-            s.stop()
+        super().stop()
 
 
-class Roost:
+class Roost(Target):
     """roost serve, state in the temp dir."""
 
     name = "roost"
@@ -701,7 +730,7 @@ class Roost:
         self.state = self.base / "state"
         self.bin = binary
         self.port = free_port()
-        self.servers: list[Reaped] = []
+        super().__init__()
         self.count_note = ""
 
     @property
@@ -736,12 +765,6 @@ submissions = ["127.0.0.1:{free_port()}"]
         self.servers.append(server)
         wait_for_banner(self.port, self.servers)
 
-    def roots(self) -> list[int]:
-        return [s.pid for s in self.servers]
-
-    def labelled_roots(self) -> dict[int, str]:
-        return {s.pid: s.name for s in self.servers}
-
     def stored_count(self) -> int | None:
         """Messages in alice's mailbox per `roost mail list`, or None if unsupported."""
         res = self.cli("mail", "list", RCPT, check=False)
@@ -750,10 +773,6 @@ submissions = ["127.0.0.1:{free_port()}"]
             self.count_note = f"`roost mail list` failed: {first[0] if first else res.returncode}"
             return None
         return sum(1 for line in res.stdout.splitlines() if line.strip())
-
-    def stop(self) -> None:
-        for s in self.servers:
-            s.stop()
 
 
 def count_dir(path: Path) -> int:
@@ -772,14 +791,16 @@ def count_dir(path: Path) -> int:
 class Result:
     name: str
     messages: int
-    accepted_s: float
-    stored_s: float
-    cpu_s: float
-    idle_cpu_s: float
+    accepted_s: float      # from the start of smtp-source to its exit (last 250)
+    stored_s: float        # from the start of smtp-source until all are stored
+    cpu_s: float           # server tree CPU in the measuring window
+    idle_cpu_s: float      # idle CPU expected over the same window (subtracted)
     peak_rss: int
     peak_pss: int
     peak_procs: int
     stored_check: str
+    client_cpu_s: float    # smtp-source
+    bench_cpu_s: float     # this script: sampler and DNS stub
     dns_queries: int
     dns_names: list[str]
     cpu_split: dict[str, float] = field(default_factory=dict)
@@ -794,6 +815,7 @@ class Result:
 
 
 def smtp_source_cmd(s: Settings, port: int) -> list[str]:
+    """Distinct messages (own Message-Id each), one recipient, fixed body size."""
     cmd = ["smtp-source", "-s", str(s.sessions), "-m", str(s.messages), "-l", str(s.size),
            "-M", CLIENT_HELO, "-f", SENDER, "-t", RCPT, "-S", "roost ingest benchmark"]
     if s.reuse:
@@ -801,7 +823,34 @@ def smtp_source_cmd(s: Settings, port: int) -> list[str]:
     return cmd + [f"127.0.0.1:{port}"]
 
 
-def wait_stored(target, want: int, timeout: float) -> float:
+def idle_cpu_rate(roots: list[int], seconds: float) -> float:
+    """CPU seconds per second the server burns with no load."""
+    time.sleep(1.0)  # let start-up work settle first
+    c0 = tree_cpu(roots)
+    time.sleep(seconds)
+    return (tree_cpu(roots) - c0) / seconds
+
+
+def run_load(target: Target, s: Settings) -> tuple[float, float]:
+    """Run smtp-source; returns (its wall seconds, its CPU seconds)."""
+    print(f"== {target.name}: sending {s.messages} messages", flush=True)
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    try:
+        load = subprocess.run(smtp_source_cmd(s, target.port), capture_output=True, text=True,
+                              timeout=s.timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{target.name}: smtp-source still running after {s.timeout:.0f}s\n"
+                         f"{target.log_tails()}") from None
+    wall = time.monotonic() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if load.returncode != 0:
+        raise BenchError(f"{target.name}: smtp-source failed ({load.returncode}):\n"
+                         f"{load.stdout}{load.stderr}\n{target.log_tails()}")
+    return wall, (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+
+
+def wait_stored(target: Target, want: int, timeout: float) -> float:
     """Poll the stored count until it reaches want; returns the monotonic time."""
     deadline = time.monotonic() + timeout
     last, last_change = -1, time.monotonic()
@@ -813,61 +862,57 @@ def wait_stored(target, want: int, timeout: float) -> float:
         if n != last:
             last, last_change = n, now
         if now > deadline or now - last_change > 60:
-            logs = "\n".join(f"--- {p}\n{tail(p)}" for p in target.logs)
-            raise BenchError(f"{target.name}: only {n} of {want} messages stored "
-                             f"(waited {timeout:.0f}s, no progress for {now - last_change:.0f}s)\n{logs}")
+            raise BenchError(f"{target.name}: only {n} of {want} messages stored (waited "
+                             f"{timeout:.0f}s, no progress for {now - last_change:.0f}s)\n"
+                             f"{target.log_tails()}")
         time.sleep(SAMPLE_INTERVAL)
 
 
-def measure(target, s: Settings, dns: StubDns | None) -> Result:
+def check_stored(target: Target, want: int) -> str:
+    """After the window: is exactly everything there?"""
+    count = target.stored_count()
+    if count is None:
+        return f"unverified: {target.count_note}"
+    if count < want and target.accepted_means_stored:
+        wait_stored(target, want, 30)
+        return f"ONLY {count} of {want} stored after the last 250 (durability bug?)"
+    if count != want:
+        return f"{count} stored, expected {want}"
+    return f"{count} stored"
+
+
+def measure(target: Target, s: Settings, dns: StubDns | None) -> Result:
     """Start the target, load it with smtp-source, measure, stop it."""
     print(f"== {target.name}: starting", flush=True)
     try:
         target.start()
-        roots = target.roots()
-        time.sleep(1.0)  # let start-up work settle before the idle baseline
-        c0 = tree_cpu(roots)
-        time.sleep(s.idle_seconds)
-        idle_rate = (tree_cpu(roots) - c0) / s.idle_seconds
+        roots = list(target.roots())
+        idle_rate = idle_cpu_rate(roots, s.idle_seconds)
         if dns:
             dns.take_count()
-
         sampler = TreeSampler(roots)
         before = proc_table()
-        cpu_start = tree_cpu(roots, before)
+        cpu_start, self_start = tree_cpu(roots, before), sum(os.times()[:2])
         sampler.start()
-        print(f"== {target.name}: sending {s.messages} messages", flush=True)
         t0 = time.monotonic()
-        load = subprocess.run(smtp_source_cmd(s, target.port), capture_output=True, text=True)
-        t_accepted = time.monotonic()
-        if load.returncode != 0:
+        try:
+            accepted_s, client_cpu = run_load(target, s)
+            stored_at = t0 + accepted_s
+            if not target.accepted_means_stored:
+                stored_at = wait_stored(target, s.messages, s.timeout)
+            time.sleep(TAIL_SECONDS)
+        finally:
             sampler.stop()
-            raise BenchError(f"{target.name}: smtp-source failed ({load.returncode}):\n"
-                             f"{load.stdout}{load.stderr}\n" +
-                             "\n".join(f"--- {p}\n{tail(p)}" for p in target.logs))
-        t_stored = t_accepted
-        if not target.accepted_means_stored:
-            t_stored = wait_stored(target, s.messages, s.timeout)
-        time.sleep(TAIL_SECONDS)
         after = proc_table()
         cpu = tree_cpu(roots, after) - cpu_start
         window = time.monotonic() - t0
-        sampler.stop()
+        bench_cpu = sum(os.times()[:2]) - self_start
         dns_n, dns_names = dns.take_count() if dns else (0, [])
-
-        count = target.stored_count()
-        if count is None:
-            check = f"unverified ({target.count_note})"
-        elif count == s.messages:
-            check = f"{count} stored"
-        elif count < s.messages and target.accepted_means_stored:
-            wait_stored(target, s.messages, 30)
-            check = f"ONLY {count} stored right after the last 250 (durability bug?)"
-        else:
-            check = f"{count} stored, expected {s.messages}"
-        return Result(target.name, s.messages, t_accepted - t0, t_stored - t0, cpu,
+        check = check_stored(target, s.messages)
+        return Result(target.name, s.messages, accepted_s, stored_at - t0, cpu,
                       idle_rate * window, sampler.peak_rss, sampler.peak_pss, sampler.peak_procs,
-                      check, dns_n, dns_names, cpu_by_name(target.labelled_roots(), before, after))
+                      check, client_cpu, bench_cpu, dns_n, dns_names,
+                      cpu_by_name(target.roots(), before, after))
     finally:
         target.stop()
 
@@ -876,60 +921,108 @@ def measure(target, s: Settings, dns: StubDns | None) -> Result:
 # Report
 
 
-def print_report(s: Settings, results: list[Result], errors: dict[str, str], base: Path) -> int:
-    mib = 1024 * 1024
-    conn = "all messages of a session over one connection" if s.reuse else "one message per connection"
-    print()
-    print(f"SMTP ingest: {s.messages} messages, {s.size}-byte body, {s.sessions} parallel sessions "
-          f"(smtp-source, {conn}), to {RCPT}")
-    print(f"work dir: {base} ({fs_type(base)}); {os.cpu_count()} CPUs; kernel {os.uname().release}")
-    if fs_type(base) in ("tmpfs", "ramfs"):
+def median_run(runs: list[Result]) -> Result:
+    return sorted(runs, key=lambda r: r.stored_rate)[(len(runs) - 1) // 2]
+
+
+def print_report(s: Settings, runs: dict[str, list[Result]], errors: dict[str, str],
+                 base: Path) -> int:
+    """Print the table, details and verdict; returns the exit status."""
+    results = [median_run(rs) for rs in runs.values()]
+    print_header(s, base)
+    print_table(results, errors)
+    for r in results:
+        print_details(r)
+        if len(runs[r.name]) > 1:
+            print_runs(runs[r.name])
+    print_method()
+    by = {r.name: r for r in results}
+    if Roost.name in by and PostfixDovecot.name in by:
+        met = print_verdict(by[Roost.name], by[PostfixDovecot.name])
+        return 2 if errors else 0 if met else 1
+    return 2 if errors else 0
+
+
+def print_header(s: Settings, base: Path) -> None:
+    conn = "each session reuses its connection" if s.reuse else "one message per connection"
+    fs = fs_type(base)
+    runs = f", median of {s.runs} runs" if s.runs > 1 else ""
+    print(f"\nSMTP ingest{runs}: {s.messages} messages of {s.size} bytes (body), {s.sessions} parallel "
+          f"sessions of smtp-source ({conn}), all to {RCPT}")
+    print(f"work dir {base} on {fs}; {os.cpu_count()} CPUs; kernel {os.uname().release}")
+    if fs in ("tmpfs", "ramfs"):
         print("WARNING: the work dir is in memory, so fsync costs nothing: use --workdir on a disk")
-    print()
+
+
+def print_table(results: list[Result], errors: dict[str, str]) -> None:
+    mib = 1024 * 1024
     header = (f"{'server':<16} {'accepted/s':>10} {'stored/s':>9} {'CPU ms/msg':>10} "
               f"{'peak RSS MiB':>12} {'peak PSS MiB':>12} {'procs':>5}  stored check")
-    print(header)
-    print("-" * len(header))
+    print(f"\n{header}\n{'-' * len(header)}")
     for r in results:
         print(f"{r.name:<16} {r.messages / r.accepted_s:>10.1f} {r.stored_rate:>9.1f} "
               f"{r.cpu_ms_per_msg:>10.3f} {r.peak_rss / mib:>12.1f} {r.peak_pss / mib:>12.1f} "
               f"{r.peak_procs:>5}  {r.stored_check}")
     for name, err in errors.items():
-        print(f"{name:<16} ERROR: {err.splitlines()[0]}")
+        print(f"{name:<16} ERROR (details above): {err.splitlines()[0]}")
     print()
-    for r in results:
-        split = ", ".join(f"{k} {v * 1000 / r.messages:.2f}"
-                          for k, v in sorted(r.cpu_split.items(), key=lambda kv: -kv[1]))
-        print(f"{r.name}: CPU {r.cpu_s:.2f}s in the window (idle baseline {r.idle_cpu_s:.2f}s "
-              f"subtracted), stored after {r.stored_s:.2f}s; DNS queries: {r.dns_queries}"
-              + (f" ({', '.join(r.dns_names[:6])})" if r.dns_names else ""))
-        print(f"  CPU ms/msg by process: {split}")
-    print()
-    print("Method: stored/s = messages / wall time from the start of smtp-source until all are "
-          "stored (Postfix+Dovecot: files in the Maildir; roost: its 250 after DATA is a durable "
-          "commit, checked with `roost mail list`). CPU = user+sys of the server's whole process "
-          f"tree (subreaper accounting) until stored + {TAIL_SECONDS:.0f}s, minus idle. Peak RSS = "
-          f"max of summed VmRSS over the tree, sampled every {SAMPLE_INTERVAL * 1000:.0f} ms "
-          "(PSS every 250 ms). Durability: Postfix and Dovecot defaults (queue file and Maildir "
-          "file fsynced before 250), roost durable redb commit before 250.")
-    by = {r.name: r for r in results}
-    if "roost" in by and PostfixDovecot.name in by:
-        ro, pf = by["roost"], by[PostfixDovecot.name]
-        rate = ro.stored_rate / pf.stored_rate
-        cpu = ro.cpu_ms_per_msg / pf.cpu_ms_per_msg if pf.cpu_ms_per_msg else float("inf")
-        rss = ro.peak_rss / pf.peak_rss if pf.peak_rss else float("inf")
-        rate_ok, cpu_ok = rate >= RATE_TARGET, cpu <= CPU_TARGET
-        print()
-        print(f"roost / postfix+dovecot: stored rate {rate:.2f}x (target >= {RATE_TARGET:g}x: "
-              f"{'MET' if rate_ok else 'MISSED'}), CPU per message {cpu:.3f}x (target <= "
-              f"{CPU_TARGET:g}x: {'MET' if cpu_ok else 'MISSED'}), peak RSS {rss:.2f}x")
-        if errors:
-            return 2
-        return 0 if rate_ok and cpu_ok else 1
-    return 2 if errors else 0
+
+
+def print_details(r: Result) -> None:
+    per_msg = lambda sec: f"{sec * 1000 / r.messages:.2f}"  # noqa: E731
+    split = ", ".join(f"{name} {per_msg(sec)}" for name, sec in
+                      sorted(r.cpu_split.items(), key=lambda kv: -kv[1]))
+    print(f"{r.name}: all stored after {r.stored_s:.2f}s; server CPU {r.cpu_s:.2f}s "
+          f"(minus {r.idle_cpu_s:.2f}s idle); smtp-source CPU {r.client_cpu_s:.2f}s; "
+          f"this script {r.bench_cpu_s:.2f}s; DNS queries {r.dns_queries}"
+          + (f" ({', '.join(r.dns_names[:6])})" if r.dns_names else ""))
+    print(f"  server CPU ms/msg by process: {split}")
+
+
+def print_runs(runs: list[Result]) -> None:
+    print(f"  {len(runs)} runs, median shown: stored/s "
+          + ", ".join(f"{r.stored_rate:.0f}" for r in runs) + "; CPU ms/msg "
+          + ", ".join(f"{r.cpu_ms_per_msg:.3f}" for r in runs) + "; peak RSS MiB "
+          + ", ".join(f"{r.peak_rss / 2**20:.0f}" for r in runs))
+
+
+def print_method() -> None:
+    print(textwrap.fill(
+        "Method: stored/s = messages / wall time from the start of smtp-source until all are "
+        "stored (Postfix+Dovecot: files in the Maildir, polled every 50 ms; roost: its 250 "
+        "after DATA is a durable commit, counted afterwards with `roost mail list`). "
+        "CPU ms/msg = user+sys CPU of the server's whole process tree (a subreaper adopts "
+        f"every descendant) from the start of the load until stored + {TAIL_SECONDS:g}s, minus "
+        "the idle rate measured before the load. Peak RSS = max of the summed VmRSS of the "
+        f"tree, sampled every {SAMPLE_INTERVAL * 1000:.0f} ms (PSS every 250 ms). Durability: "
+        "Postfix and Dovecot defaults (queue file and Maildir file fsynced before the 250), "
+        "roost's durable redb commit before the 250.", width=100))
+
+
+def print_verdict(ro: Result, pf: Result) -> bool:
+    rate = ro.stored_rate / pf.stored_rate
+    cpu = ro.cpu_ms_per_msg / pf.cpu_ms_per_msg if pf.cpu_ms_per_msg else float("inf")
+    rss = ro.peak_rss / pf.peak_rss if pf.peak_rss else float("inf")
+    rate_ok, cpu_ok = rate >= RATE_TARGET, cpu <= CPU_TARGET
+    verdict = lambda ok: "MET" if ok else "MISSED"  # noqa: E731
+    print(f"\nroost / postfix+dovecot: stored rate {rate:.2f}x (target >= {RATE_TARGET:g}x: "
+          f"{verdict(rate_ok)}), CPU per message {cpu:.3f}x (target <= {CPU_TARGET:g}x: "
+          f"{verdict(cpu_ok)}), peak RSS {rss:.2f}x")
+    return rate_ok and cpu_ok
 
 
 # --------------------------------------------------------------------------
+
+
+def make_targets(s: Settings, base: Path, skip: dict[str, str]) -> list[Target]:
+    """Fresh servers (own dirs and ports) for one round, minus ones that failed."""
+    base.mkdir(mode=0o755)
+    targets: list[Target] = []
+    if s.only in ("both", "postfix") and PostfixDovecot.name not in skip:
+        targets.append(PostfixDovecot(base))
+    if s.only in ("both", "roost") and Roost.name not in skip:
+        targets.append(Roost(base, s.roost_bin))
+    return targets
 
 
 def main(argv: list[str]) -> int:
@@ -941,31 +1034,31 @@ def main(argv: list[str]) -> int:
     except BenchError as e:
         print(f"smtp_ingest: {e}", file=sys.stderr)
         return 2
-    if not s.no_netns and os.environ.get(NETNS_ENV) != "1":
-        reexec_in_netns(argv)
+    in_netns = os.environ.get(NETNS_ENV) == "1"
+    if not s.no_netns and not in_netns:
+        reexec_in_netns(argv)  # does not return
 
     base = Path(tempfile.mkdtemp(prefix="roost-bench-", dir=s.workdir))
     base.chmod(0o755)  # Postfix and Dovecot children run as other users
-    targets = []
-    if s.only in ("both", "postfix"):
-        targets.append(PostfixDovecot(base))
-    if s.only in ("both", "roost"):
-        targets.append(Roost(base, s.roost_bin))
-    results, errors = [], {}
-    dns = None
+    targets: list[Target] = []
+    errors: dict[str, str] = {}
     try:
-        if os.environ.get(NETNS_ENV) == "1":
+        dns = None
+        if in_netns:
             bring_up_loopback()
             point_resolver_at_stub(base)
             dns = StubDns()
             dns.start()
-        for t in targets:
-            try:
-                results.append(measure(t, s, dns))
-            except BenchError as e:
-                errors[t.name] = str(e)
-                print(f"== {t.name}: ERROR\n{e}", file=sys.stderr, flush=True)
-        return print_report(s, results, errors, base)
+        runs: dict[str, list[Result]] = {}
+        for i in range(s.runs):
+            for t in make_targets(s, base / f"run{i + 1}", skip=errors):
+                targets.append(t)
+                try:
+                    runs.setdefault(t.name, []).append(measure(t, s, dns))
+                except BenchError as e:
+                    errors[t.name] = str(e)
+                    print(f"== {t.name}: ERROR\n{e}", flush=True)
+        return print_report(s, runs, errors, base)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -975,6 +1068,8 @@ def main(argv: list[str]) -> int:
         if s.keep:
             print(f"kept {base}")
         else:
+            if in_netns:
+                subprocess.run(["umount", "/etc/resolv.conf"], capture_output=True)
             shutil.rmtree(base, ignore_errors=True)
 
 

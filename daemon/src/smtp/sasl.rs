@@ -63,6 +63,9 @@ mod tests {
         let other = STANDARD.encode("bob@x\0alice@x\0secret");
         assert_eq!(parse_plain(&other), Err(SaslError::Malformed));
         assert_eq!(parse_plain("!!!"), Err(SaslError::Base64));
-        assert_eq!(parse_plain(&STANDARD.encode("nonul")), Err(SaslError::Malformed));
+        assert_eq!(
+            parse_plain(&STANDARD.encode("nonul")),
+            Err(SaslError::Malformed)
+        );
     }
 }

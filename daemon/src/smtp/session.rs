@@ -25,7 +25,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use smtp_proto::{Request, AUTH_LOGIN, AUTH_PLAIN, MAIL_BODY_BINARYMIME, MAIL_REQUIRETLS, MAIL_SMTPUTF8};
+use smtp_proto::{
+    Request, AUTH_LOGIN, AUTH_PLAIN, MAIL_BODY_BINARYMIME, MAIL_REQUIRETLS, MAIL_SMTPUTF8,
+};
 
 use super::data::{BdatNewlines, BdatReceiver, ContentFlaws, DataReceiver};
 use super::reply::Reply;
@@ -166,10 +168,19 @@ pub enum RcptVerdict {
     Reject(Reply),
 }
 
-/// What a finished transaction reports for the log.
+/// A transaction as the log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub id: String,
+    pub mail_from: String,
+    pub recipients: Vec<String>,
+    pub size: usize,
+}
+
+/// How a transaction that reached the end of its content ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    pub id: String,
+    pub summary: Summary,
     pub reply: Reply,
 }
 
@@ -177,9 +188,15 @@ enum State {
     Command,
     AuthPlain,
     AuthLoginUser,
-    AuthLoginPass { username: String },
+    AuthLoginPass {
+        username: String,
+    },
     Data(DataReceiver),
-    Bdat { chunk: BdatReceiver, last: bool, refusal: Option<Reply> },
+    Bdat {
+        chunk: BdatReceiver,
+        last: bool,
+        refusal: Option<Reply>,
+    },
     Awaiting(Awaiting),
     Closed,
 }
@@ -188,7 +205,7 @@ enum Awaiting {
     StartTls,
     Auth,
     Recipient(String),
-    Delivery(String),
+    Delivery(Summary),
 }
 
 struct Helo {
@@ -309,7 +326,10 @@ impl ServerConn {
         if now < self.deadline || matches!(self.state, State::Closed | State::Awaiting(_)) {
             return;
         }
-        let text = format!("{} Timeout waiting for input, closing", self.config.hostname);
+        let text = format!(
+            "{} Timeout waiting for input, closing",
+            self.config.hostname
+        );
         self.close(Reply::new(421, "4.4.2", text));
     }
 
@@ -339,10 +359,18 @@ impl ServerConn {
                 self.send(Reply::new(235, "2.7.0", "Authentication successful"));
             }
             AuthOutcome::Failed => {
-                self.fail(Reply::new(535, "5.7.8", "Authentication credentials invalid"));
+                self.fail(Reply::new(
+                    535,
+                    "5.7.8",
+                    "Authentication credentials invalid",
+                ));
             }
             AuthOutcome::Throttled => {
-                self.close(Reply::new(421, "4.7.0", "Too many failed authentications, try again later"));
+                self.close(Reply::new(
+                    421,
+                    "4.7.0",
+                    "Too many failed authentications, try again later",
+                ));
                 return;
             }
         }
@@ -350,7 +378,9 @@ impl ServerConn {
     }
 
     pub fn handle_recipient(&mut self, verdict: RcptVerdict, now: Instant) {
-        let State::Awaiting(Awaiting::Recipient(address)) = std::mem::replace(&mut self.state, State::Command) else {
+        let State::Awaiting(Awaiting::Recipient(address)) =
+            std::mem::replace(&mut self.state, State::Command)
+        else {
             return;
         };
         match verdict {
@@ -367,14 +397,19 @@ impl ServerConn {
 
     /// `Ok` once the message is durably stored.
     pub fn handle_delivered(&mut self, result: Result<(), Reply>, now: Instant) {
-        let State::Awaiting(Awaiting::Delivery(id)) = std::mem::replace(&mut self.state, State::Command) else {
+        let State::Awaiting(Awaiting::Delivery(summary)) =
+            std::mem::replace(&mut self.state, State::Command)
+        else {
             return;
         };
         let reply = match result {
-            Ok(()) => Reply::new(250, "2.0.0", format!("Message accepted, id {id}")),
+            Ok(()) => Reply::new(250, "2.0.0", format!("Message accepted, id {}", summary.id)),
             Err(reply) => reply,
         };
-        self.outcomes.push(Outcome { id, reply: reply.clone() });
+        self.outcomes.push(Outcome {
+            summary,
+            reply: reply.clone(),
+        });
         self.send(reply);
         self.process(now);
     }
@@ -390,7 +425,11 @@ impl ServerConn {
         self.send(reply);
         self.errors += 1;
         if self.errors >= self.config.limits.max_errors {
-            self.close(Reply::new(421, "4.7.0", "Too many errors, closing connection"));
+            self.close(Reply::new(
+                421,
+                "4.7.0",
+                "Too many errors, closing connection",
+            ));
         }
     }
 
@@ -429,7 +468,11 @@ impl ServerConn {
                     self.state = State::Command;
                     self.end_of_message(flaws);
                 }
-                State::Bdat { chunk, last, refusal } => {
+                State::Bdat {
+                    chunk,
+                    last,
+                    refusal,
+                } => {
                     self.deadline = now + self.config.limits.data_timeout;
                     let (last, refusal) = (*last, refusal.clone());
                     let mut scratch = Vec::new();
@@ -511,11 +554,17 @@ impl ServerConn {
             Request::Ehlo { host } => self.helo(host, true),
             Request::Helo { host } => self.helo(host, false),
             Request::StartTls => self.starttls(),
-            Request::Auth { mechanism, initial_response } => self.auth(mechanism, initial_response),
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(mechanism, initial_response),
             Request::Mail { from } => self.mail(from),
             Request::Rcpt { to } => self.rcpt(to),
             Request::Data => self.data(),
-            Request::Bdat { chunk_size, is_last } => self.bdat(chunk_size, is_last),
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => self.bdat(chunk_size, is_last),
             Request::Rset => {
                 self.reset_transaction();
                 self.junk(Reply::new(250, "2.0.0", "OK"));
@@ -532,7 +581,9 @@ impl ServerConn {
             Request::Expn { .. }
             | Request::Etrn { .. }
             | Request::Atrn { .. }
-            | Request::Burl { .. } => self.fail(Reply::new(502, "5.5.1", "Command not implemented")),
+            | Request::Burl { .. } => {
+                self.fail(Reply::new(502, "5.5.1", "Command not implemented"))
+            }
         }
     }
 
@@ -540,7 +591,11 @@ impl ServerConn {
         self.send(reply);
         self.junk += 1;
         if self.junk >= self.config.limits.max_junk_commands {
-            self.close(Reply::new(421, "4.7.0", "Too many commands, closing connection"));
+            self.close(Reply::new(
+                421,
+                "4.7.0",
+                "Too many commands, closing connection",
+            ));
         }
     }
 
@@ -552,7 +607,10 @@ impl ServerConn {
     fn helo(&mut self, host: String, extended: bool) {
         self.reset_transaction();
         let hostname = self.config.hostname.clone();
-        self.helo = Some(Helo { name: host, extended });
+        self.helo = Some(Helo {
+            name: host,
+            extended,
+        });
         if !extended {
             self.send(Reply::bare(250, vec![hostname]));
             return;
@@ -593,7 +651,11 @@ impl ServerConn {
 
     fn auth(&mut self, mechanism: u64, initial: String) {
         if self.config.kind != Kind::Submission {
-            return self.fail(Reply::new(502, "5.5.1", "AUTH is only offered on the submission ports"));
+            return self.fail(Reply::new(
+                502,
+                "5.5.1",
+                "AUTH is only offered on the submission ports",
+            ));
         }
         if self.helo.is_none() {
             return self.fail(Reply::new(503, "5.5.1", "Send EHLO first"));
@@ -602,10 +664,18 @@ impl ServerConn {
             return self.fail(Reply::new(503, "5.5.1", "Already authenticated"));
         }
         if self.envelope.is_some() {
-            return self.fail(Reply::new(503, "5.5.1", "AUTH not allowed during a mail transaction"));
+            return self.fail(Reply::new(
+                503,
+                "5.5.1",
+                "AUTH not allowed during a mail transaction",
+            ));
         }
         if !self.auth_allowed() {
-            return self.fail(Reply::new(538, "5.7.11", "Encryption required for authentication; use STARTTLS"));
+            return self.fail(Reply::new(
+                538,
+                "5.7.11",
+                "Encryption required for authentication; use STARTTLS",
+            ));
         }
         match mechanism {
             AUTH_PLAIN if initial.is_empty() => {
@@ -618,7 +688,11 @@ impl ServerConn {
                 self.state = State::AuthLoginUser;
             }
             AUTH_LOGIN => self.auth_login_user(&initial),
-            _ => self.fail(Reply::new(504, "5.5.4", "Unrecognized authentication mechanism")),
+            _ => self.fail(Reply::new(
+                504,
+                "5.5.4",
+                "Unrecognized authentication mechanism",
+            )),
         }
     }
 
@@ -637,7 +711,11 @@ impl ServerConn {
         }
         match sasl::parse_plain(text.trim_end()) {
             Ok(credentials) => self.wait_for(Event::Authenticate(credentials), Awaiting::Auth),
-            Err(e) => self.fail(Reply::new(501, "5.5.2", format!("Authentication failed: {e}"))),
+            Err(e) => self.fail(Reply::new(
+                501,
+                "5.5.2",
+                format!("Authentication failed: {e}"),
+            )),
         }
     }
 
@@ -650,7 +728,11 @@ impl ServerConn {
                 self.send(Reply::bare(334, vec!["UGFzc3dvcmQ6".into()]));
                 self.state = State::AuthLoginPass { username };
             }
-            Err(e) => self.fail(Reply::new(501, "5.5.2", format!("Authentication failed: {e}"))),
+            Err(e) => self.fail(Reply::new(
+                501,
+                "5.5.2",
+                format!("Authentication failed: {e}"),
+            )),
         }
     }
 
@@ -663,7 +745,11 @@ impl ServerConn {
                 Event::Authenticate(Credentials { username, password }),
                 Awaiting::Auth,
             ),
-            Err(e) => self.fail(Reply::new(501, "5.5.2", format!("Authentication failed: {e}"))),
+            Err(e) => self.fail(Reply::new(
+                501,
+                "5.5.2",
+                format!("Authentication failed: {e}"),
+            )),
         }
     }
 
@@ -678,7 +764,11 @@ impl ServerConn {
             return self.fail(Reply::new(530, "5.7.0", "Authentication required"));
         }
         if self.transactions >= self.config.limits.max_transactions {
-            return self.close(Reply::new(421, "4.7.0", "Too many messages in one connection, closing"));
+            return self.close(Reply::new(
+                421,
+                "4.7.0",
+                "Too many messages in one connection, closing",
+            ));
         }
         if from.flags & MAIL_BODY_BINARYMIME != 0 {
             return self.fail(Reply::new(555, "5.5.4", "BODY=BINARYMIME is not supported"));
@@ -687,18 +777,28 @@ impl ServerConn {
             return self.fail(Reply::new(555, "5.5.4", "REQUIRETLS is not supported"));
         }
         if from.size > self.config.limits.max_message_size {
-            return self.fail(Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size"));
+            return self.fail(Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            ));
         }
         let smtputf8 = from.flags & MAIL_SMTPUTF8 != 0;
         if !smtputf8 && !from.address.is_ascii() {
-            return self.fail(Reply::new(553, "5.6.7", "Non-ASCII address requires SMTPUTF8"));
+            return self.fail(Reply::new(
+                553,
+                "5.6.7",
+                "Non-ASCII address requires SMTPUTF8",
+            ));
         }
         let address = if from.address.is_empty() {
             String::new()
         } else {
             match Address::parse(&from.address) {
                 Ok(a) => a.to_string(),
-                Err(e) => return self.fail(Reply::new(501, "5.1.7", format!("Bad sender address: {e}"))),
+                Err(e) => {
+                    return self.fail(Reply::new(501, "5.1.7", format!("Bad sender address: {e}")))
+                }
             }
         };
         if let Some(identity) = &self.identity {
@@ -724,7 +824,11 @@ impl ServerConn {
             return self.send(Reply::new(452, "4.5.3", "Too many recipients"));
         }
         if !env.smtputf8 && !to.address.is_ascii() {
-            return self.fail(Reply::new(553, "5.6.7", "Non-ASCII address requires SMTPUTF8"));
+            return self.fail(Reply::new(
+                553,
+                "5.6.7",
+                "Non-ASCII address requires SMTPUTF8",
+            ));
         }
         // smtp-proto turns the domain-less <postmaster> into an empty address.
         let address = if to.address.is_empty() {
@@ -732,11 +836,19 @@ impl ServerConn {
         } else {
             match Address::parse(&to.address) {
                 Ok(a) => a.to_string(),
-                Err(e) => return self.fail(Reply::new(501, "5.1.3", format!("Bad recipient address: {e}"))),
+                Err(e) => {
+                    return self.fail(Reply::new(
+                        501,
+                        "5.1.3",
+                        format!("Bad recipient address: {e}"),
+                    ))
+                }
             }
         };
         self.wait_for(
-            Event::CheckRecipient { address: address.clone() },
+            Event::CheckRecipient {
+                address: address.clone(),
+            },
             Awaiting::Recipient(address),
         );
     }
@@ -745,7 +857,9 @@ impl ServerConn {
     fn content_refusal(&self) -> Option<Reply> {
         match &self.envelope {
             None => Some(Reply::new(503, "5.5.1", "Need MAIL and RCPT first")),
-            Some(env) if env.recipients.is_empty() => Some(Reply::new(554, "5.5.1", "No valid recipients")),
+            Some(env) if env.recipients.is_empty() => {
+                Some(Reply::new(554, "5.5.1", "No valid recipients"))
+            }
             Some(_) => None,
         }
     }
@@ -757,7 +871,11 @@ impl ServerConn {
         if self.envelope.as_ref().is_some_and(|e| e.bdat.is_some()) {
             return self.fail(Reply::new(503, "5.5.1", "DATA not allowed after BDAT"));
         }
-        self.send(Reply::new(354, "2.0.0", "Start mail input; end with <CRLF>.<CRLF>"));
+        self.send(Reply::new(
+            354,
+            "2.0.0",
+            "Start mail input; end with <CRLF>.<CRLF>",
+        ));
         self.message.clear();
         self.state = State::Data(DataReceiver::new(self.config.limits.max_message_size));
     }
@@ -805,16 +923,33 @@ impl ServerConn {
         self.transactions += 1;
         let id = format!("{:x}.{}", self.peer.connection_id, self.transactions);
         let refusal = if flaws.too_big {
-            Some(Reply::new(552, "5.3.4", "Message exceeds fixed maximum message size"))
+            Some(Reply::new(
+                552,
+                "5.3.4",
+                "Message exceeds fixed maximum message size",
+            ))
         } else if flaws.bare_newline {
-            Some(Reply::new(550, "5.6.0", "Message contains bare CR or LF; lines must end with CRLF"))
+            Some(Reply::new(
+                550,
+                "5.6.0",
+                "Message contains bare CR or LF; lines must end with CRLF",
+            ))
         } else if let Some(identity) = &self.identity {
             header_from_refusal(identity, &message)
         } else {
             None
         };
+        let summary = Summary {
+            id: id.clone(),
+            mail_from: env.from.clone(),
+            recipients: env.recipients.iter().map(|r| r.address.clone()).collect(),
+            size: message.len(),
+        };
         if let Some(reply) = refusal {
-            self.outcomes.push(Outcome { id, reply: reply.clone() });
+            self.outcomes.push(Outcome {
+                summary,
+                reply: reply.clone(),
+            });
             return self.fail(reply);
         }
         let single_recipient = match env.recipients.as_slice() {
@@ -822,10 +957,14 @@ impl ServerConn {
             _ => None,
         };
         let trace = TraceInfo {
-            helo: self.helo.as_ref().map(|h| h.name.clone()).unwrap_or_default(),
+            helo: self
+                .helo
+                .as_ref()
+                .map(|h| h.name.clone())
+                .unwrap_or_default(),
             peer: self.peer.ip,
             protocol: self.protocol(),
-            id: id.clone(),
+            id,
             single_recipient,
         };
         let transaction = Transaction {
@@ -834,7 +973,7 @@ impl ServerConn {
             body: message,
             trace,
         };
-        self.wait_for(Event::Deliver(transaction), Awaiting::Delivery(id));
+        self.wait_for(Event::Deliver(transaction), Awaiting::Delivery(summary));
     }
 
     /// RFC 3848 protocol name for the Received header.
@@ -866,7 +1005,11 @@ fn header_from_refusal(identity: &Identity, message: &[u8]) -> Option<Reply> {
             .and_then(|a| Address::parse(a).ok())
             .is_some_and(|a| identity.may_send_as(&a));
         if !owned {
-            return Some(Reply::new(553, "5.7.1", "From: header address is not yours"));
+            return Some(Reply::new(
+                553,
+                "5.7.1",
+                "From: header address is not yours",
+            ));
         }
     }
     (count == 0).then(|| Reply::new(550, "5.6.0", "Message has no From: address"))
@@ -879,9 +1022,15 @@ fn parse_error_reply(e: smtp_proto::Error) -> Reply {
         E::SyntaxError { syntax } => Reply::new(501, "5.5.4", format!("Syntax: {syntax}")),
         E::InvalidSenderAddress => Reply::new(501, "5.1.7", "Bad sender address syntax"),
         E::InvalidRecipientAddress => Reply::new(501, "5.1.3", "Bad recipient address syntax"),
-        E::InvalidParameter { param } => Reply::new(501, "5.5.4", format!("Invalid parameter {param}")),
+        E::InvalidParameter { param } => {
+            Reply::new(501, "5.5.4", format!("Invalid parameter {param}"))
+        }
         E::UnsupportedParameter { param } => {
-            let param: String = param.chars().filter(|c| c.is_ascii_graphic()).take(32).collect();
+            let param: String = param
+                .chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(32)
+                .collect();
             Reply::new(555, "5.5.4", format!("Unsupported parameter {param}"))
         }
         _ => Reply::new(500, "5.5.2", "Syntax error"),

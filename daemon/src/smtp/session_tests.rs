@@ -98,8 +98,19 @@ const AUTH_PLAIN: &str = "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=\r\n"; 
 fn inbound_delivery_with_pipelining() {
     let mut h = harness(Kind::Inbound, false);
     let ehlo = h.send("EHLO client.example.org\r\n");
-    for ext in ["PIPELINING", "SIZE 52428800", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING", "STARTTLS"] {
-        assert!(ehlo.contains(&format!("250-{ext}\r\n")) || ehlo.contains(&format!("250 {ext}\r\n")), "{ext} missing in {ehlo}");
+    for ext in [
+        "PIPELINING",
+        "SIZE 52428800",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+        "CHUNKING",
+        "STARTTLS",
+    ] {
+        assert!(
+            ehlo.contains(&format!("250-{ext}\r\n")) || ehlo.contains(&format!("250 {ext}\r\n")),
+            "{ext} missing in {ehlo}"
+        );
     }
     assert!(!ehlo.contains("AUTH"), "port 25 must not offer AUTH");
     let replies = h.codes(
@@ -113,7 +124,10 @@ fn inbound_delivery_with_pipelining() {
     assert_eq!(t.recipients.len(), 1);
     assert_eq!(t.body, b"Subject: hi\r\n\r\nHello.\r\n.dot\r\n");
     assert_eq!(t.trace.protocol, "ESMTP");
-    assert_eq!(t.trace.single_recipient.as_deref(), Some("alice@example.test"));
+    assert_eq!(
+        t.trace.single_recipient.as_deref(),
+        Some("alice@example.test")
+    );
     assert_eq!(h.codes("QUIT\r\n"), vec![221]);
     assert!(h.conn.is_closed());
 }
@@ -125,9 +139,15 @@ fn commands_out_of_order() {
     h.send("EHLO c\r\n");
     assert_eq!(h.codes("RCPT TO:<alice@example.test>\r\n"), vec![503]);
     assert_eq!(h.codes("DATA\r\n"), vec![503]);
-    assert_eq!(h.codes("MAIL FROM:<a@b.example>\r\nMAIL FROM:<a@b.example>\r\n"), vec![250, 503]);
+    assert_eq!(
+        h.codes("MAIL FROM:<a@b.example>\r\nMAIL FROM:<a@b.example>\r\n"),
+        vec![250, 503]
+    );
     assert_eq!(h.codes("DATA\r\n"), vec![554], "no valid recipients");
-    assert_eq!(h.codes("RSET\r\nNOOP\r\nVRFY alice\r\nHELP\r\n"), vec![250, 250, 252, 214]);
+    assert_eq!(
+        h.codes("RSET\r\nNOOP\r\nVRFY alice\r\nHELP\r\n"),
+        vec![250, 250, 252, 214]
+    );
     assert_eq!(h.codes("EXPN x\r\nFOO\r\n"), vec![502, 500]);
 }
 
@@ -136,12 +156,28 @@ fn malformed_addresses_and_parameters() {
     let mut h = harness(Kind::Inbound, false);
     h.send("EHLO c\r\n");
     assert_eq!(h.codes("MAIL FROM:bob\r\n"), vec![501]);
-    assert_eq!(h.codes("MAIL FROM:<bob@x.example> SIZE=999999999999\r\n"), vec![552]);
-    assert_eq!(h.codes("MAIL FROM:<bob@x.example> BODY=BINARYMIME\r\n"), vec![555]);
-    assert_eq!(h.codes("MAIL FROM:<jörg@x.example>\r\n"), vec![553], "needs SMTPUTF8");
-    assert_eq!(h.codes("MAIL FROM:<jörg@x.example> SMTPUTF8\r\n"), vec![250]);
+    assert_eq!(
+        h.codes("MAIL FROM:<bob@x.example> SIZE=999999999999\r\n"),
+        vec![552]
+    );
+    assert_eq!(
+        h.codes("MAIL FROM:<bob@x.example> BODY=BINARYMIME\r\n"),
+        vec![555]
+    );
+    assert_eq!(
+        h.codes("MAIL FROM:<jörg@x.example>\r\n"),
+        vec![553],
+        "needs SMTPUTF8"
+    );
+    assert_eq!(
+        h.codes("MAIL FROM:<jörg@x.example> SMTPUTF8\r\n"),
+        vec![250]
+    );
     assert_eq!(h.codes("RCPT TO:<a@@b>\r\n"), vec![501]);
-    assert_eq!(h.send_bytes(b"RCPT TO:<\xff@example.test>\r\n"), "500 5.5.2 Command is not valid UTF-8\r\n");
+    assert_eq!(
+        h.send_bytes(b"RCPT TO:<\xff@example.test>\r\n"),
+        "500 5.5.2 Command is not valid UTF-8\r\n"
+    );
 }
 
 #[test]
@@ -150,7 +186,10 @@ fn null_sender_and_bare_postmaster() {
     h.send("EHLO c\r\n");
     assert_eq!(h.codes("MAIL FROM:<>\r\n"), vec![250]);
     // The directory double rejects "postmaster", proving it was asked for.
-    assert_eq!(h.send("RCPT TO:<Postmaster>\r\n"), "550 5.1.1 No such user\r\n");
+    assert_eq!(
+        h.send("RCPT TO:<Postmaster>\r\n"),
+        "550 5.1.1 No such user\r\n"
+    );
 }
 
 #[test]
@@ -158,13 +197,19 @@ fn smuggled_end_of_data_is_not_honoured() {
     let mut h = harness(Kind::Inbound, false);
     h.send("EHLO c\r\nMAIL FROM:<bob@example.org>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
     let out = h.send("Subject: x\r\n\r\nhi\n.\nMAIL FROM:<admin@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\nforged\r\n.\r\n");
-    assert_eq!(out, "550 5.6.0 Message contains bare CR or LF; lines must end with CRLF\r\n");
+    assert_eq!(
+        out,
+        "550 5.6.0 Message contains bare CR or LF; lines must end with CRLF\r\n"
+    );
     assert!(h.delivered.is_empty(), "nothing stored, nothing forged");
 }
 
 #[test]
 fn oversize_message_is_refused_after_its_end() {
-    let limits = Limits { max_message_size: 10, ..Limits::default() };
+    let limits = Limits {
+        max_message_size: 10,
+        ..Limits::default()
+    };
     let mut h = harness_with(Kind::Inbound, false, limits);
     h.send("EHLO c\r\nMAIL FROM:<b@example.org>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n");
     assert_eq!(h.codes("0123456789abcdef\r\n.\r\nNOOP\r\n"), vec![552, 250]);
@@ -175,7 +220,10 @@ fn oversize_message_is_refused_after_its_end() {
 fn bdat_chunks_and_pipelined_last() {
     let mut h = harness(Kind::Inbound, false);
     h.send("EHLO c\r\nMAIL FROM:<b@example.org>\r\nRCPT TO:<alice@example.test>\r\n");
-    assert_eq!(h.send("BDAT 8\r\nA: b\r\n\r\n"), "250 2.0.0 8 octets received\r\n");
+    assert_eq!(
+        h.send("BDAT 8\r\nA: b\r\n\r\n"),
+        "250 2.0.0 8 octets received\r\n"
+    );
     assert_eq!(h.codes("BDAT 4 LAST\r\nhi\r\nQUIT\r\n"), vec![250, 221]);
     assert_eq!(h.delivered[0].body, b"A: b\r\n\r\nhi\r\n");
 }
@@ -211,25 +259,44 @@ fn long_lines_and_error_limit() {
     let mut h = harness(Kind::Inbound, false);
     let long = format!("NOOP {}\r\n", "x".repeat(5000));
     assert_eq!(h.send(&long), "500 5.5.2 Line too long\r\n");
-    assert_eq!(h.codes("NOOP\r\n"), vec![250], "the session recovers at the next line");
+    assert_eq!(
+        h.codes("NOOP\r\n"),
+        vec![250],
+        "the session recovers at the next line"
+    );
     let out = h.send(&"BOGUS\r\n".repeat(20));
-    assert!(out.ends_with("421 4.7.0 Too many errors, closing connection\r\n"), "{out}");
+    assert!(
+        out.ends_with("421 4.7.0 Too many errors, closing connection\r\n"),
+        "{out}"
+    );
     assert!(h.conn.is_closed());
 }
 
 #[test]
 fn junk_command_limit() {
-    let limits = Limits { max_junk_commands: 3, ..Limits::default() };
+    let limits = Limits {
+        max_junk_commands: 3,
+        ..Limits::default()
+    };
     let mut h = harness_with(Kind::Inbound, false, limits);
-    assert_eq!(h.codes("NOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\n"), vec![250, 250, 250, 421]);
+    assert_eq!(
+        h.codes("NOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\n"),
+        vec![250, 250, 250, 421]
+    );
 }
 
 #[test]
 fn recipient_limit() {
-    let limits = Limits { max_recipients: 1, ..Limits::default() };
+    let limits = Limits {
+        max_recipients: 1,
+        ..Limits::default()
+    };
     let mut h = harness_with(Kind::Inbound, false, limits);
     h.send("EHLO c\r\nMAIL FROM:<b@example.org>\r\n");
-    assert_eq!(h.codes("RCPT TO:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\n"), vec![250, 452]);
+    assert_eq!(
+        h.codes("RCPT TO:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\n"),
+        vec![250, 452]
+    );
 }
 
 #[test]
@@ -248,9 +315,16 @@ fn starttls_discards_pipelined_plaintext_and_resets() {
     let mut h = harness(Kind::Submission, false);
     h.send("EHLO c\r\n");
     let out = h.send("STARTTLS\r\nMAIL FROM:<alice@example.test>\r\n");
-    assert_eq!(out, "220 2.0.0 Ready to start TLS\r\n", "injected command must not run");
+    assert_eq!(
+        out, "220 2.0.0 Ready to start TLS\r\n",
+        "injected command must not run"
+    );
     assert!(h.conn.is_tls());
-    assert_eq!(h.codes("MAIL FROM:<alice@example.test>\r\n"), vec![503], "EHLO again after TLS");
+    assert_eq!(
+        h.codes("MAIL FROM:<alice@example.test>\r\n"),
+        vec![503],
+        "EHLO again after TLS"
+    );
     let ehlo = h.send("EHLO c\r\n");
     assert!(ehlo.contains("AUTH PLAIN LOGIN") && !ehlo.contains("STARTTLS"));
 }
@@ -268,12 +342,21 @@ fn submission_needs_tls_then_auth() {
 fn submission_auth_plain_and_login() {
     let mut h = harness(Kind::Submission, true);
     h.send("EHLO c\r\n");
-    assert_eq!(h.codes("AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdAB3cm9uZw==\r\n"), vec![535]);
+    assert_eq!(
+        h.codes("AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdAB3cm9uZw==\r\n"),
+        vec![535]
+    );
     assert_eq!(h.send("AUTH PLAIN\r\n"), "334 \r\n");
     assert_eq!(h.codes("*\r\n"), vec![501]);
     assert_eq!(h.send("AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
-    assert_eq!(h.send("YWxpY2VAZXhhbXBsZS50ZXN0\r\n"), "334 UGFzc3dvcmQ6\r\n");
-    assert_eq!(h.send("c2VjcmV0\r\n"), "235 2.7.0 Authentication successful\r\n");
+    assert_eq!(
+        h.send("YWxpY2VAZXhhbXBsZS50ZXN0\r\n"),
+        "334 UGFzc3dvcmQ6\r\n"
+    );
+    assert_eq!(
+        h.send("c2VjcmV0\r\n"),
+        "235 2.7.0 Authentication successful\r\n"
+    );
     assert_eq!(h.codes(AUTH_PLAIN), vec![503], "only once");
 }
 
@@ -284,8 +367,14 @@ fn submission_sender_must_be_owned() {
     h.send(AUTH_PLAIN);
     assert_eq!(h.codes("MAIL FROM:<bob@example.test>\r\n"), vec![553]);
     assert_eq!(h.codes("MAIL FROM:<>\r\n"), vec![553]);
-    assert_eq!(h.codes("MAIL FROM:<alice+lists@example.test>\r\n"), vec![250]);
-    assert_eq!(h.codes("RSET\r\nMAIL FROM:<info@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n"), vec![250, 250, 250, 354]);
+    assert_eq!(
+        h.codes("MAIL FROM:<alice+lists@example.test>\r\n"),
+        vec![250]
+    );
+    assert_eq!(
+        h.codes("RSET\r\nMAIL FROM:<info@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n"),
+        vec![250, 250, 250, 354]
+    );
     let forged = h.send("From: Bob <bob@example.test>\r\n\r\nhi\r\n.\r\n");
     assert_eq!(forged, "553 5.7.1 From: header address is not yours\r\n");
     h.send("MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n");

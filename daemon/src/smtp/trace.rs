@@ -82,8 +82,14 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(rfc5322_date(0), "Thu, 1 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc5322_date(1_795_219_200), "Sat, 21 Nov 2026 00:00:00 +0000");
-        assert_eq!(rfc5322_date(951_782_400 + 3661), "Tue, 29 Feb 2000 01:01:01 +0000");
+        assert_eq!(
+            rfc5322_date(1_795_219_200),
+            "Sat, 21 Nov 2026 00:00:00 +0000"
+        );
+        assert_eq!(
+            rfc5322_date(951_782_400 + 3661),
+            "Tue, 29 Feb 2000 01:01:01 +0000"
+        );
     }
 
     #[test]
@@ -95,7 +101,12 @@ mod tests {
             id: "abc".into(),
             single_recipient: Some("alice@example.test".into()),
         };
-        let h = headers(&info, "mx.example.test", "bob@example.org", "Thu, 1 Jan 1970 00:00:00 +0000");
+        let h = headers(
+            &info,
+            "mx.example.test",
+            "bob@example.org",
+            "Thu, 1 Jan 1970 00:00:00 +0000",
+        );
         assert_eq!(
             h,
             "Return-Path: <bob@example.org>\r\nReceived: from clientevilX:y ([192.0.2.1])\r\n\tby mx.example.test (Roost) with ESMTPS id abc\r\n\tfor <alice@example.test>;\r\n\tThu, 1 Jan 1970 00:00:00 +0000\r\n"

@@ -81,7 +81,12 @@ pub fn is_local_domain(tx: &ReadTransaction, name: &str) -> Result<bool> {
 
 /// Creates an account with its default mailboxes. The first account created
 /// becomes the admin account.
-pub fn add_account(tx: &WriteTransaction, addr: &Address, password_hash: &str, now: i64) -> Result<u64> {
+pub fn add_account(
+    tx: &WriteTransaction,
+    addr: &Address,
+    password_hash: &str,
+    now: i64,
+) -> Result<u64> {
     let key = addr.to_string();
     if tx.open_table(DOMAINS)?.get(addr.domain.as_str())?.is_none() {
         return Err(StoreError::Invalid(format!(
@@ -187,7 +192,10 @@ pub fn admin_account(tx: &ReadTransaction) -> Result<Option<String>> {
 pub fn add_alias(tx: &WriteTransaction, addr: &Address, target: &str) -> Result<()> {
     let key = addr.to_string();
     if tx.open_table(DOMAINS)?.get(addr.domain.as_str())?.is_none() {
-        return Err(StoreError::Invalid(format!("{} is not a local domain", addr.domain)));
+        return Err(StoreError::Invalid(format!(
+            "{} is not a local domain",
+            addr.domain
+        )));
     }
     let accounts = tx.open_table(ACCOUNTS)?;
     if accounts.get(key.as_str())?.is_some() {
@@ -204,7 +212,9 @@ pub fn add_alias(tx: &WriteTransaction, addr: &Address, target: &str) -> Result<
         .map(|a| a.value())
         .unwrap_or(AliasRecord { targets: vec![] });
     if alias.targets.iter().any(|t| t == target) {
-        return Err(StoreError::AlreadyExists(format!("alias {key} -> {target}")));
+        return Err(StoreError::AlreadyExists(format!(
+            "alias {key} -> {target}"
+        )));
     }
     alias.targets.push(target.to_owned());
     aliases.insert(key.as_str(), alias)?;
@@ -236,7 +246,10 @@ pub fn remove_alias(tx: &WriteTransaction, addr: &str, target: Option<&str>) -> 
 }
 
 pub fn alias_targets(tx: &ReadTransaction, addr: &str) -> Result<Option<Vec<String>>> {
-    Ok(tx.open_table(ALIASES)?.get(addr)?.map(|a| a.value().targets))
+    Ok(tx
+        .open_table(ALIASES)?
+        .get(addr)?
+        .map(|a| a.value().targets))
 }
 
 pub fn list_aliases(tx: &ReadTransaction) -> Result<Vec<(String, Vec<String>)>> {

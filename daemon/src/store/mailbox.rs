@@ -23,7 +23,11 @@ const DEFAULT_MAILBOXES: [(&str, Option<&str>); 6] = [
     ("Archive", Some("\\Archive")),
 ];
 
-pub(super) fn create_default_mailboxes(tx: &WriteTransaction, account: u64, now: i64) -> Result<()> {
+pub(super) fn create_default_mailboxes(
+    tx: &WriteTransaction,
+    account: u64,
+    now: i64,
+) -> Result<()> {
     for (name, special_use) in DEFAULT_MAILBOXES {
         create_mailbox(tx, account, name, special_use, now)?;
     }
@@ -78,7 +82,8 @@ pub fn deliver(
 ) -> Result<Vec<Placed>> {
     let blob = next_id(tx, "next_blob_id")?;
     tx.open_table(BLOBS)?.insert(blob, body)?;
-    tx.open_table(BLOB_REFS)?.insert(blob, accounts.len() as u32)?;
+    tx.open_table(BLOB_REFS)?
+        .insert(blob, accounts.len() as u32)?;
 
     let names = tx.open_table(MAILBOX_NAMES)?;
     let mut mailboxes = tx.open_table(MAILBOXES)?;
@@ -88,7 +93,9 @@ pub fn deliver(
         let id = names
             .get((account, mailbox))?
             .map(|v| v.value())
-            .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox} of account {account}")))?;
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("mailbox {mailbox} of account {account}"))
+            })?;
         let mut record = mailboxes.get(id)?.expect("named mailbox exists").value();
         let uid = record.uid_next;
         record.uid_next += 1;
@@ -125,7 +132,10 @@ pub fn list_mailboxes(tx: &ReadTransaction, account: u64) -> Result<Vec<(u64, Ma
 }
 
 pub fn mailbox_id(tx: &ReadTransaction, account: u64, name: &str) -> Result<Option<u64>> {
-    Ok(tx.open_table(MAILBOX_NAMES)?.get((account, name))?.map(|v| v.value()))
+    Ok(tx
+        .open_table(MAILBOX_NAMES)?
+        .get((account, name))?
+        .map(|v| v.value()))
 }
 
 /// Messages of a mailbox in UID order, without their bodies.
@@ -140,7 +150,10 @@ pub fn list_messages(tx: &ReadTransaction, mailbox: u64) -> Result<Vec<(u32, Mes
 }
 
 pub fn message(tx: &ReadTransaction, mailbox: u64, uid: u32) -> Result<Option<MessageRecord>> {
-    Ok(tx.open_table(MESSAGES)?.get((mailbox, uid))?.map(|v| v.value()))
+    Ok(tx
+        .open_table(MESSAGES)?
+        .get((mailbox, uid))?
+        .map(|v| v.value()))
 }
 
 pub fn blob(tx: &ReadTransaction, blob: u64) -> Result<Vec<u8>> {
@@ -153,7 +166,11 @@ pub fn blob(tx: &ReadTransaction, blob: u64) -> Result<Vec<u8>> {
 /// Drops one reference to a blob, deleting the body with the last one.
 fn release_blob(tx: &WriteTransaction, blob: u64) -> Result<()> {
     let mut refs = tx.open_table(BLOB_REFS)?;
-    let left = refs.get(blob)?.map(|v| v.value()).unwrap_or(1).saturating_sub(1);
+    let left = refs
+        .get(blob)?
+        .map(|v| v.value())
+        .unwrap_or(1)
+        .saturating_sub(1);
     if left == 0 {
         refs.remove(blob)?;
         tx.open_table(BLOBS)?.remove(blob)?;

@@ -25,7 +25,9 @@ pub use settings::*;
 pub use tables::{flags, AccountRecord, MailboxRecord, MessageRecord};
 pub use writer::Writer;
 
-use redb::{Database, ReadTransaction, ReadableDatabase};
+use redb::{Database, ReadableDatabase};
+/// Transactions, for callers that compose several store functions into one.
+pub use redb::{ReadTransaction, WriteTransaction};
 
 /// File name of the database inside the state directory.
 pub const DB_FILE: &str = "roost.redb";
@@ -99,16 +101,18 @@ impl Store {
     /// Opens (or creates) the database in `dir`, upgrading an older schema
     /// and refusing a newer one.
     pub fn open(dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Db(redb::Error::Io(e)))?;
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(redb::Error::Io(e)))?;
         let path = dir.join(DB_FILE);
         let db = Database::builder().create(&path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen(path.clone()),
             other => from_redb(other.into()),
         })?;
+        let mut tx = db.begin_write()?;
+        tx.set_quick_repair(true);
+        schema::prepare(&tx, schema::MIGRATIONS)?;
+        tx.commit()?;
         let db = Arc::new(db);
         let writer = Writer::start(db.clone());
-        writer.run_blocking(|tx| schema::prepare(tx, schema::MIGRATIONS))?;
         Ok(Store { db, writer })
     }
 

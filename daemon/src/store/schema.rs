@@ -79,7 +79,8 @@ mod tests {
     }
 
     fn add_marker(tx: &WriteTransaction) -> Result<()> {
-        tx.open_table(SETTINGS)?.insert("migrated", b"yes".as_slice())?;
+        tx.open_table(SETTINGS)?
+            .insert("migrated", b"yes".as_slice())?;
         Ok(())
     }
 

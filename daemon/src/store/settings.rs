@@ -29,7 +29,10 @@ pub fn remove_setting(tx: &WriteTransaction, key: &str) -> Result<()> {
     Ok(())
 }
 
-fn decode<T: DeserializeOwned>(key: &str, raw: Option<AccessGuard<'_, &[u8]>>) -> Result<Option<T>> {
+fn decode<T: DeserializeOwned>(
+    key: &str,
+    raw: Option<AccessGuard<'_, &[u8]>>,
+) -> Result<Option<T>> {
     raw.map(|raw| {
         serde_json::from_slice(raw.value())
             .map_err(|e| StoreError::Invalid(format!("setting {key}: {e}")))

@@ -79,17 +79,6 @@ impl Writer {
         self.submit(work)?.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Like [`Writer::run`], for callers outside the async runtime.
-    pub fn run_blocking<T, F>(&self, work: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnMut(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.submit(work)?
-            .blocking_recv()
-            .map_err(|_| StoreError::Closed)?
-    }
-
     fn submit<T, F>(&self, work: F) -> Result<oneshot::Receiver<Result<T, StoreError>>, StoreError>
     where
         T: Send + 'static,
