@@ -4,8 +4,8 @@
 What it does
 ------------
 Postfix's load generator `smtp-source` sends the same load (default: 2000
-messages with a 4096-byte body, 10 parallel sessions, one message per
-connection as smtp-source does by default, all to alice@example.test) to
+distinct messages with a 4096-byte body, 10 parallel sessions, one message
+per connection as smtp-source does by default, all to alice@example.test) to
 
   * roost (`roost serve`, state in a temp dir), and
   * Postfix accepting mail for example.test and handing it over LMTP (unix
@@ -26,12 +26,16 @@ For each server it prints
     master/smtpd/cleanup/qmgr/lmtp/dovecot/auth/... process, including ones
     that exited meanwhile) from the start of the load until all messages are
     stored plus a 1 s tail, minus the idle CPU rate measured for 2 s before
-    the load, divided by the message count;
+    the load, divided by the message count; split by process below the table;
   * peak RSS: the largest sum of VmRSS over the process tree, sampled every
-    50 ms during the load (shared pages count once per process, which
-    favours neither side less than the alternative; peak PSS is shown too);
+    50 ms during the load (pages shared between processes count once per
+    process, so for the 80-odd Postfix+Dovecot processes peak PSS, sampled
+    every 250 ms, is shown too);
 and the roost/Postfix ratios against the targets (roost >= 3x the stored
-rate, <= 0.2x the CPU per message).
+rate, <= 0.2x the CPU per message).  It also reports the CPU other processes
+used during each run and warns when the machine was busy: rates measured
+next to a compiler are noise.  --runs N alternates the servers N times and
+reports the median run.
 
 How CPU is attributed
 ---------------------
@@ -45,27 +49,31 @@ part of any server tree.
 
 Isolation
 ---------
-Unless --no-netns is given, the script re-executes itself with
-`unshare --net --mount`: everything runs in a fresh network namespace that
-has only a loopback interface, so no packet can leave the machine, and
-/etc/resolv.conf is bind-mounted (privately) to point at a tiny DNS stub
-this script serves on 127.0.0.1:53 with a few test records (SPF for the
-sender domain, client PTR/A).  The number of DNS queries each server made is
-reported.
+The script re-executes itself under `unshare --mount --net`: everything runs
+in a fresh network namespace that has only a loopback interface, so no packet
+can leave the machine, and /etc/resolv.conf is bind-mounted (privately) to
+point at a tiny DNS stub this script serves on 127.0.0.1:53 with a few test
+records (SPF for the sender domain, client PTR/A); the number of DNS queries
+each server made is reported.  The servers keep their data on a fresh ext4
+file system on a sparse loop image in the temp dir (--fs image, the default),
+so the host file system's mount options do not skew the result (the root
+file system here is mounted with online `discard`, which makes every unlink
+of an fsynced file wait ~2-3 ms; Postfix unlinks a queue file per message).
 
 Running it
 ----------
-As root (Postfix and the namespaces need it), with Debian's packages
-`postfix dovecot-core dovecot-lmtpd` installed and roost built
-(`cargo build --release -p roost`):
+As root (Postfix, the namespaces and the loop mount need it), with Debian's
+packages `postfix dovecot-core dovecot-lmtpd` installed and roost built
+(`cargo build --release -p roost`), on an otherwise idle machine:
 
-    sudo tests/bench/smtp_ingest.sh            # builds roost, then runs
-    sudo python3 tests/bench/smtp_ingest.py    # just runs
+    tests/bench/smtp_ingest.sh                  # builds roost, then runs
+    python3 tests/bench/smtp_ingest.py --runs 3
     python3 tests/bench/smtp_ingest.py --messages 200 --only postfix
 
-Options (also as environment variables): --messages (BENCH_MESSAGES),
---sessions (BENCH_SESSIONS), --size (BENCH_SIZE), --roost-bin (ROOST_BIN,
-default ${CARGO_TARGET_DIR:-<repo>/target}/release/roost); see --help.
+Options (some also as environment variables): --messages (BENCH_MESSAGES),
+--sessions (BENCH_SESSIONS), --size (BENCH_SIZE), --runs (BENCH_RUNS),
+--roost-bin (ROOST_BIN, default ${CARGO_TARGET_DIR:-<repo>/target}/release/
+roost), --only, --fs, --keep; see --help.
 Exit status: 0 when every requested server ran and, when both ran, the
 targets were met; 1 when a target was missed; 2 on a setup or run error.
 """
@@ -97,11 +105,12 @@ DOMAIN = "example.test"
 RCPT = f"alice@{DOMAIN}"
 SENDER = "sender@example.org"
 CLIENT_HELO = "client.example.org"
-NETNS_ENV = "ROOST_BENCH_IN_NETNS"
+NS_ENV = "ROOST_BENCH_IN_NAMESPACES"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SAMPLE_INTERVAL = 0.05
 TAIL_SECONDS = 1.0
+IMAGE_BYTES = 4 << 30  # sparse
 RATE_TARGET = 3.0
 CPU_TARGET = 0.2
 
@@ -116,18 +125,20 @@ class BenchError(Exception):
 
 @dataclass
 class Settings:
+    """The command line, see parse_args."""
     messages: int
     sessions: int
     size: int
-    reuse: bool
+    reuse_connections: bool
+    runs: int
     only: str
     roost_bin: Path
     workdir: Path
+    fs: str
     keep: bool
     idle_seconds: float
     timeout: float
     no_netns: bool
-    runs: int
 
 
 def parse_args(argv: list[str]) -> Settings:
@@ -149,6 +160,10 @@ def parse_args(argv: list[str]) -> Settings:
                    default=Path(env.get("ROOST_BIN", target_dir / "release" / "roost")))
     p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()),
                    help="where the temp dir goes; must be a real disk for fsync to mean anything")
+    p.add_argument("--fs", choices=["image", "native"], default=env.get("BENCH_FS", "image"),
+                   help="image (default): servers store on a fresh ext4 loop image in the work "
+                        "dir, so mount options such as discard of the host fs do not skew; "
+                        "native: directly in the work dir")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (configs, logs, mail)")
     p.add_argument("--idle-seconds", type=float, default=2.0,
                    help="idle CPU baseline measured before the load")
@@ -159,14 +174,15 @@ def parse_args(argv: list[str]) -> Settings:
     a = p.parse_args(argv)
     if min(a.messages, a.sessions, a.runs) < 1 or a.size < 0:
         p.error("--messages, --sessions and --runs must be >= 1, --size >= 0")
-    return Settings(a.messages, a.sessions, a.size, a.reuse_connections, a.only,
-                    a.roost_bin.resolve(), a.workdir, a.keep, a.idle_seconds, a.timeout, a.no_netns,
-                    a.runs)
+    a.roost_bin = a.roost_bin.resolve()
+    return Settings(**vars(a))
 
 
-def check_tools(only: str) -> None:
+def check_tools(only: str, fs: str) -> None:
     """Fail early, saying what to install, when a peer program is missing."""
     needed = {"smtp-source": "postfix", "unshare": "util-linux", "mount": "mount"}
+    if fs == "image":
+        needed["mkfs.ext4"] = "e2fsprogs"
     if only in ("both", "postfix"):
         needed |= {"postfix": "postfix", "dovecot": "dovecot-core",
                    "/usr/lib/dovecot/lmtp": "dovecot-lmtpd"}
@@ -186,11 +202,12 @@ def check_tools(only: str) -> None:
 # Isolation: private network + mount namespace, loopback only, stub DNS
 
 
-def reexec_in_netns(argv: list[str]) -> None:
-    """Replace this process by itself inside fresh network and mount namespaces."""
-    env = dict(os.environ, **{NETNS_ENV: "1"})
-    cmd = ["unshare", "--net", "--mount", "--propagation", "private", "--",
-           sys.executable, str(SCRIPT), *argv]
+def reexec_in_namespaces(argv: list[str], net: bool) -> None:
+    """Replace this process by itself inside a private mount namespace and,
+    unless net is False, a fresh network namespace."""
+    env = dict(os.environ, **{NS_ENV: "1"})
+    cmd = ["unshare", "--mount", "--propagation", "private", *(["--net"] if net else []),
+           "--", sys.executable, str(SCRIPT), *argv]
     os.execvpe(cmd[0], cmd, env)
 
 
@@ -413,6 +430,14 @@ def cpu_by_name(roots: dict[int, str], before: dict[int, ProcStat],
     return out
 
 
+def machine_busy_cpu() -> float:
+    """CPU seconds the whole machine has spent not idle (all processes)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks[:8]) - idle) / CLK_TCK
+
+
 def pss_bytes(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
@@ -453,13 +478,13 @@ class TreeSampler(threading.Thread):
 class Reaped:
     """A server process started under the reaper, logging to a file."""
 
-    def __init__(self, name: str, cmd: list[str], log: Path, cwd: Path | None = None) -> None:
+    def __init__(self, name: str, cmd: list[str], log: Path) -> None:
         self.name, self.log = name, log
         self.logf = open(log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, str(SCRIPT), "--_reap", "--", *cmd],
             stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT,
-            cwd=cwd, start_new_session=True)
+            start_new_session=True)
 
     @property
     def pid(self) -> int:
@@ -541,14 +566,35 @@ def tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def fs_type(path: Path) -> str:
-    best, fstype = "", "?"
+def mount_of(path: Path) -> tuple[str, str, str]:
+    """(mount point, fs type, options) of the file system holding path."""
+    best = ("/", "?", "")
     with open("/proc/mounts") as f:
         for line in f:
-            mnt, typ = line.split()[1], line.split()[2]
-            if str(path).startswith(mnt) and len(mnt) > len(best):
-                best, fstype = mnt, typ
-    return fstype
+            _dev, mnt, typ, opts = line.split()[:4]
+            if (str(path) + "/").startswith(mnt.rstrip("/") + "/") and len(mnt) >= len(best[0]):
+                best = (mnt, typ, opts)
+    return best
+
+
+def make_data_fs(base: Path, mode: str) -> Path:
+    """Where the servers keep their data: a fresh ext4 on a loop image inside
+    base (mode "image"), or base itself (mode "native")."""
+    if mode == "native":
+        return base
+    image, mnt = base / "fs.img", base / "fs"
+    with open(image, "wb") as f:
+        f.truncate(IMAGE_BYTES)
+    run(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0,nodiscard",
+         str(image)])
+    mnt.mkdir()
+    run(["mount", "-o", "loop", str(image), str(mnt)])
+    return mnt
+
+
+def remove_data_fs(base: Path, data: Path) -> None:
+    if data != base:
+        subprocess.run(["umount", str(data)], capture_output=True)
 
 
 # --------------------------------------------------------------------------
@@ -676,6 +722,8 @@ alias_maps =
 alias_database =
 biff = no
 smtpd_banner = $myhostname ESMTP
+# No lookups: smtpd does not resolve clients, nothing goes out (error
+# transports below), LMTP is a unix socket.
 smtpd_peername_lookup = no
 smtp_dns_support_level = disabled
 lmtp_dns_support_level = disabled
@@ -686,7 +734,7 @@ local_transport = error:5.1.1 no local delivery in this benchmark
 default_transport = error:5.4.4 no outbound mail in this benchmark
 relay_transport = error:5.4.4 no outbound mail in this benchmark
 """)
-        # Debian's master.cf with chroot off (the queue is in a temp dir).
+        # The stock master.cf services, chroot off (the queue is in a temp dir).
         (self.etc / "master.cf").write_text(f"""\
 127.0.0.1:{self.port} inet n - n - - smtpd
 pickup     unix  n - n 60 1 pickup
@@ -731,7 +779,6 @@ class Roost(Target):
         self.bin = binary
         self.port = free_port()
         super().__init__()
-        self.count_note = ""
 
     @property
     def logs(self) -> list[Path]:
@@ -801,6 +848,8 @@ class Result:
     stored_check: str
     client_cpu_s: float    # smtp-source
     bench_cpu_s: float     # this script: sampler and DNS stub
+    other_cpu_s: float     # everything else on the machine in the window
+    window_s: float
     dns_queries: int
     dns_names: list[str]
     cpu_split: dict[str, float] = field(default_factory=dict)
@@ -818,7 +867,7 @@ def smtp_source_cmd(s: Settings, port: int) -> list[str]:
     """Distinct messages (own Message-Id each), one recipient, fixed body size."""
     cmd = ["smtp-source", "-s", str(s.sessions), "-m", str(s.messages), "-l", str(s.size),
            "-M", CLIENT_HELO, "-f", SENDER, "-t", RCPT, "-S", "roost ingest benchmark"]
-    if s.reuse:
+    if s.reuse_connections:
         cmd.append("-d")
     return cmd + [f"127.0.0.1:{port}"]
 
@@ -893,6 +942,7 @@ def measure(target: Target, s: Settings, dns: StubDns | None) -> Result:
         sampler = TreeSampler(roots)
         before = proc_table()
         cpu_start, self_start = tree_cpu(roots, before), sum(os.times()[:2])
+        busy_start = machine_busy_cpu()
         sampler.start()
         t0 = time.monotonic()
         try:
@@ -907,11 +957,13 @@ def measure(target: Target, s: Settings, dns: StubDns | None) -> Result:
         cpu = tree_cpu(roots, after) - cpu_start
         window = time.monotonic() - t0
         bench_cpu = sum(os.times()[:2]) - self_start
+        other_cpu = machine_busy_cpu() - busy_start - cpu - client_cpu - bench_cpu
         dns_n, dns_names = dns.take_count() if dns else (0, [])
         check = check_stored(target, s.messages)
         return Result(target.name, s.messages, accepted_s, stored_at - t0, cpu,
                       idle_rate * window, sampler.peak_rss, sampler.peak_pss, sampler.peak_procs,
-                      check, client_cpu, bench_cpu, dns_n, dns_names,
+                      check, client_cpu, bench_cpu, max(0.0, other_cpu), window,
+                      dns_n, dns_names,
                       cpu_by_name(target.roots(), before, after))
     finally:
         target.stop()
@@ -926,10 +978,10 @@ def median_run(runs: list[Result]) -> Result:
 
 
 def print_report(s: Settings, runs: dict[str, list[Result]], errors: dict[str, str],
-                 base: Path) -> int:
+                 base: Path, data: Path) -> int:
     """Print the table, details and verdict; returns the exit status."""
     results = [median_run(rs) for rs in runs.values()]
-    print_header(s, base)
+    print_header(s, base, data)
     print_table(results, errors)
     for r in results:
         print_details(r)
@@ -943,15 +995,25 @@ def print_report(s: Settings, runs: dict[str, list[Result]], errors: dict[str, s
     return 2 if errors else 0
 
 
-def print_header(s: Settings, base: Path) -> None:
-    conn = "each session reuses its connection" if s.reuse else "one message per connection"
-    fs = fs_type(base)
+def print_header(s: Settings, base: Path, data: Path) -> None:
+    conn = "each session reuses its connection" if s.reuse_connections else "one message per connection"
     runs = f", median of {s.runs} runs" if s.runs > 1 else ""
-    print(f"\nSMTP ingest{runs}: {s.messages} messages of {s.size} bytes (body), {s.sessions} parallel "
-          f"sessions of smtp-source ({conn}), all to {RCPT}")
-    print(f"work dir {base} on {fs}; {os.cpu_count()} CPUs; kernel {os.uname().release}")
+    print(f"\nSMTP ingest{runs}: {s.messages} messages of {s.size} bytes (body), {s.sessions} "
+          f"parallel sessions of smtp-source ({conn}), all to {RCPT}")
+    _, host_fs, host_opts = mount_of(base)
+    if data != base:
+        _, fs, opts = mount_of(data)
+        where = f"fresh {fs} ({opts}) on a loop image in {base} ({host_fs}, {host_opts})"
+    else:
+        fs, where = host_fs, f"{base} ({host_fs}, {host_opts})"
+    print(f"server data: {where}")
+    print(f"machine: {os.cpu_count()} CPUs, kernel {os.uname().release}, load average "
+          f"{os.getloadavg()[0]:.2f} at the end")
     if fs in ("tmpfs", "ramfs"):
-        print("WARNING: the work dir is in memory, so fsync costs nothing: use --workdir on a disk")
+        print("WARNING: the data is in memory, so fsync costs nothing: use --workdir on a disk")
+    if data == base and "discard" in host_opts.split(","):
+        print("WARNING: the file system is mounted with online discard: every unlink of an "
+              "fsynced file waits for a discard, which slows Postfix's queue (use --fs image)")
 
 
 def print_table(results: list[Result], errors: dict[str, str]) -> None:
@@ -972,10 +1034,14 @@ def print_details(r: Result) -> None:
     per_msg = lambda sec: f"{sec * 1000 / r.messages:.2f}"  # noqa: E731
     split = ", ".join(f"{name} {per_msg(sec)}" for name, sec in
                       sorted(r.cpu_split.items(), key=lambda kv: -kv[1]))
-    print(f"{r.name}: all stored after {r.stored_s:.2f}s; server CPU {r.cpu_s:.2f}s "
-          f"(minus {r.idle_cpu_s:.2f}s idle); smtp-source CPU {r.client_cpu_s:.2f}s; "
-          f"this script {r.bench_cpu_s:.2f}s; DNS queries {r.dns_queries}"
+    print(f"{r.name}: all stored after {r.stored_s:.2f}s; CPU in the {r.window_s:.1f}s window: "
+          f"server {r.cpu_s:.2f}s (minus {r.idle_cpu_s:.2f}s idle), smtp-source "
+          f"{r.client_cpu_s:.2f}s, this script {r.bench_cpu_s:.2f}s, other processes "
+          f"{r.other_cpu_s:.2f}s; DNS queries {r.dns_queries}"
           + (f" ({', '.join(r.dns_names[:6])})" if r.dns_names else ""))
+    if r.other_cpu_s > 0.1 * r.window_s:
+        print(f"  WARNING: other processes kept {r.other_cpu_s / r.window_s:.1f} CPUs busy "
+              "during the run; rates are not trustworthy on a busy machine")
     print(f"  server CPU ms/msg by process: {split}")
 
 
@@ -987,7 +1053,7 @@ def print_runs(runs: list[Result]) -> None:
 
 
 def print_method() -> None:
-    print(textwrap.fill(
+    print("\n" + textwrap.fill(
         "Method: stored/s = messages / wall time from the start of smtp-source until all are "
         "stored (Postfix+Dovecot: files in the Maildir, polled every 50 ms; roost: its 250 "
         "after DATA is a durable commit, counted afterwards with `roost mail list`). "
@@ -1014,6 +1080,10 @@ def print_verdict(ro: Result, pf: Result) -> bool:
 # --------------------------------------------------------------------------
 
 
+def on_sigterm(_signum, _frame):
+    raise KeyboardInterrupt
+
+
 def make_targets(s: Settings, base: Path, skip: dict[str, str]) -> list[Target]:
     """Fresh servers (own dirs and ports) for one round, minus ones that failed."""
     base.mkdir(mode=0o755)
@@ -1030,45 +1100,52 @@ def main(argv: list[str]) -> int:
         return reaper_main(argv[2:] if argv[1:2] == ["--"] else argv[1:])
     s = parse_args(argv)
     try:
-        check_tools(s.only)
+        check_tools(s.only, s.fs)
     except BenchError as e:
         print(f"smtp_ingest: {e}", file=sys.stderr)
         return 2
-    in_netns = os.environ.get(NETNS_ENV) == "1"
-    if not s.no_netns and not in_netns:
-        reexec_in_netns(argv)  # does not return
+    if os.environ.get(NS_ENV) != "1":
+        reexec_in_namespaces(argv, net=not s.no_netns)  # does not return
 
+    signal.signal(signal.SIGTERM, on_sigterm)  # clean up as on Ctrl-C
     base = Path(tempfile.mkdtemp(prefix="roost-bench-", dir=s.workdir))
     base.chmod(0o755)  # Postfix and Dovecot children run as other users
+    data = base
     targets: list[Target] = []
     errors: dict[str, str] = {}
     try:
         dns = None
-        if in_netns:
+        if not s.no_netns:
             bring_up_loopback()
             point_resolver_at_stub(base)
             dns = StubDns()
             dns.start()
+        data = make_data_fs(base, s.fs)
         runs: dict[str, list[Result]] = {}
         for i in range(s.runs):
-            for t in make_targets(s, base / f"run{i + 1}", skip=errors):
+            for t in make_targets(s, data / f"run{i + 1}", skip=errors):
                 targets.append(t)
                 try:
                     runs.setdefault(t.name, []).append(measure(t, s, dns))
                 except BenchError as e:
                     errors[t.name] = str(e)
-                    print(f"== {t.name}: ERROR\n{e}", flush=True)
-        return print_report(s, runs, errors, base)
+                    print(f"== {t.name}: ERROR\n{e}\n(--keep keeps configs and logs)", flush=True)
+        return print_report(s, runs, errors, base, data)
+    except BenchError as e:
+        print(f"smtp_ingest: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
         for t in targets:
             t.stop()
+        remove_data_fs(base, data)
         if s.keep:
-            print(f"kept {base}")
+            where = f" (server data in {base}/fs.img: mount -o loop)" if data != base else ""
+            print(f"kept {base}{where}")
         else:
-            if in_netns:
+            if not s.no_netns:
                 subprocess.run(["umount", "/etc/resolv.conf"], capture_output=True)
             shutil.rmtree(base, ignore_errors=True)
 

@@ -111,17 +111,12 @@ fn run_writer(db: &Database, queue: &mpsc::Receiver<Box<dyn Job>>) {
 }
 
 fn commit_batch(db: &Database, mut batch: Vec<Box<dyn Job>>) {
-    if batch.len() > 1 {
-        match try_commit(db, &mut batch) {
-            Ok(()) => {
-                for job in batch {
-                    job.finish(Ok(()));
-                }
-                return;
-            }
-            // Retry one by one below, so only the failing job sees its error.
-            Err(_) => {}
+    // On failure, retry one by one below, so only the failing job sees its error.
+    if batch.len() > 1 && try_commit(db, &mut batch).is_ok() {
+        for job in batch {
+            job.finish(Ok(()));
         }
+        return;
     }
     for job in batch {
         let mut single = vec![job];
