@@ -92,20 +92,31 @@ SESSIONS = {
         "EHLO c\r\n"
         "RCPT TO:<alice@example.test>\r\n"
         "DATA\r\n"
-        "NOOP\r\nVRFY alice\r\nHELP\r\nEXPN list\r\nETRN x\r\nLHLO y\r\nFOO\r\n"
+        "NOOP\r\nVRFY alice\r\nHELP\r\nEXPN list\r\nETRN x\r\nLHLO y\r\n"
         "AUTH PLAIN " + PLAIN_OK + "\r\n"
+        "FOO\r\n"
+        "STARTTLS\r\nEHLO again\r\n"),
+    "inbound_parameters_and_utf8": (0, b"\x00\x00\x00\x00",
+        "EHLO c\r\n"
         "MAIL FROM:<j\u00f6rg@x.example>\r\n"
-        "MAIL FROM:<j\u00f6rg@x.example> SMTPUTF8\r\n"
-        "RCPT TO:<\u00e5sa@b\u00fccher.example>\r\n"
-        "RCPT TO:<a@@b>\r\n"
         "MAIL FROM:<x@y.example> BODY=BINARYMIME\r\n"
         "MAIL FROM:<x@y.example> REQUIRETLS\r\n"
         "NOOP " + "y" * 300 + "\r\n"
-        "STARTTLS\r\nEHLO again\r\n"),
-    "submission_starttls_plain": (SUBMISSION, b"\x00\x00\x00\x00",
+        "MAIL FROM:<j\u00f6rg@x.example> SMTPUTF8\r\n"
+        "RCPT TO:<a@@b>\r\n"
+        "RCPT TO:<\u00e5sa@b\u00fccher.example>\r\n"
+        "RCPT TO:<alice@example.test>\r\n"
+        "RCPT TO:<bob@example.test>\r\n"
+        "RCPT TO:<postmaster>\r\n"
+        "RCPT TO:<alice@example.test>\r\n"
+        "DATA\r\nSubject: caf\u00e9\r\n\r\n\u00e9t\u00e9\r\n.\r\n"
+        "QUIT\r\n"),
+    # The part after STARTTLS arrives as its own chunk, as it would after
+    # the handshake (pipelined plaintext after STARTTLS is discarded).
+    "submission_starttls_plain": (SUBMISSION, (
         "EHLO laptop\r\n"
         "AUTH PLAIN " + PLAIN_OK + "\r\n"
-        "STARTTLS\r\n"
+        "STARTTLS\r\n",
         "EHLO laptop\r\n"
         "MAIL FROM:<alice@example.test>\r\n"
         "AUTH PLAIN " + PLAIN_OK + "\r\n"
@@ -113,7 +124,7 @@ SESSIONS = {
         "RCPT TO:<bob@example.test>\r\n"
         "RCPT TO:<someone@elsewhere.example>\r\n"
         "DATA\r\n" + MSG + ".\r\n"
-        "QUIT\r\n"),
+        "QUIT\r\n")),
     "submission_tls_login": (SUBMISSION | TLS, b"\x0b\x00\x00\x00",
         "EHLO laptop\r\n"
         "AUTH LOGIN\r\n" + b64("alice@example.test") + "\r\n" + b64("secret") + "\r\n"
@@ -173,7 +184,14 @@ def main():
         d.mkdir(parents=True, exist_ok=True)
         for old in d.glob("seed_*"):
             old.unlink()
-    for name, (flags, sizes, text) in SESSIONS.items():
+    for name, seed in SESSIONS.items():
+        if len(seed) == 2:
+            # Two chunks: the first as one, then all the rest.
+            flags, (first, rest) = seed
+            sizes = bytes([len(first.encode()), 0, 0, 0])
+            text = first + rest
+        else:
+            flags, sizes, text = seed
         assert len(sizes) == 4
         (session_dir / f"seed_{name}").write_bytes(bytes([flags]) + sizes + text.encode())
     for i, line in enumerate(COMMANDS):

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use roost::address::Address;
 use roost::smtp::sasl::Credentials;
+use roost::smtp::trace;
 use roost::smtp::{
     AuthOutcome, Event, Identity, Kind, Limits, Peer, RcptVerdict, Reply, ServerConn,
     SessionConfig,
@@ -141,6 +142,19 @@ impl Driver {
                     t.body.len()
                 );
                 check_crlf(&t.body);
+                // Sender, recipient and HELO name reach the trace headers
+                // written in front of the body: they must not break lines.
+                let date = "Thu, 1 Jan 1970 00:00:00 +0000";
+                let head = trace::headers(&t.trace, "mx.example.test", &t.mail_from, date);
+                check_crlf(head.as_bytes());
+                for line in head.split_terminator("\r\n") {
+                    assert!(
+                        line.starts_with("Return-Path: <")
+                            || line.starts_with("Received: from ")
+                            || line.starts_with('\t'),
+                        "trace header line {line:?}"
+                    );
+                }
                 assert!(!t.recipients.is_empty(), "delivery without recipients");
                 assert!(t.recipients.len() <= MAX_RECIPIENTS, "too many recipients");
                 for r in &t.recipients {
@@ -286,10 +300,9 @@ fuzz_target!(|data: &[u8]| {
         input = tail;
         d.feed(chunk);
     }
-    if let Some(event) = d.pending.take() {
-        d.answer(event);
-        d.events();
-    }
+    // The client has sent everything: answer whatever is still waiting.
+    d.late = false;
+    d.events();
 
     if flags & 16 != 0 {
         let closed = d.conn.is_closed();

@@ -8,7 +8,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -61,8 +60,25 @@ pub fn bind_smtp(config: &ServeConfig) -> anyhow::Result<Vec<SmtpService>> {
 }
 
 /// Binds a TCP listener; an IPv6 wildcard also accepts IPv4, whatever the
-/// system's bindv6only default.
+/// system's bindv6only default, and falls back to IPv4 alone on a system
+/// without IPv6.
 pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    match bind_exact(addr) {
+        Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() && no_ipv6(&e) => {
+            tracing::warn!(%addr, "IPv6 is not available; listening on IPv4 only");
+            bind_exact(SocketAddr::from(([0, 0, 0, 0], addr.port())))
+        }
+        other => other,
+    }
+}
+
+fn no_ipv6(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .and_then(|e| e.raw_os_error())
+        .is_some_and(|code| code == libc::EAFNOSUPPORT || code == libc::EADDRNOTAVAIL)
+}
+
+fn bind_exact(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     let domain = socket2::Domain::for_address(addr);
     let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     if addr.is_ipv6() {
@@ -70,9 +86,14 @@ pub fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     }
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
-    socket
-        .bind(&addr.into())
-        .with_context(|| format!("binding {addr}"))?;
+    socket.bind(&addr.into()).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            " (ports below 1024 need root or CAP_NET_BIND_SERVICE; try --dev)"
+        } else {
+            ""
+        };
+        anyhow::Error::new(e).context(format!("binding {addr}{hint}"))
+    })?;
     socket.listen(1024)?;
     Ok(TcpListener::from_std(socket.into())?)
 }

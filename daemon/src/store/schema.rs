@@ -86,8 +86,8 @@ mod tests {
 
     #[test]
     fn new_database_gets_current_version_and_older_one_migrates() {
-        let dir = tempdir();
-        let db = Database::create(dir.join("t.redb")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
         run(&db, &[]).unwrap();
         assert_eq!(version(&db), 1);
 
@@ -101,8 +101,8 @@ mod tests {
 
     #[test]
     fn newer_database_is_refused() {
-        let dir = tempdir();
-        let db = Database::create(dir.join("t.redb")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
         run(&db, &[add_marker, add_marker]).unwrap();
         let err = run(&db, &[]).unwrap_err();
         assert!(matches!(
@@ -113,15 +113,5 @@ mod tests {
             }
         ));
         assert!(err.to_string().contains("newer than this roost supports"));
-    }
-
-    fn tempdir() -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "roost-schema-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
     }
 }
