@@ -13,6 +13,8 @@ use std::time::SystemTime;
 
 use anyhow::{anyhow, Context};
 use rustls::crypto::ring;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use serde::{Deserialize, Serialize};
@@ -143,15 +145,13 @@ pub fn read_files(files: &CertFiles) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
 
 /// Parses a PEM chain and key into what rustls serves.
 pub fn certified_key(cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<CertifiedKey> {
-    let certs = rustls_pemfile::certs(&mut &cert_pem[..])
+    let certs = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
         .context("parsing the certificate PEM")?;
     if certs.is_empty() {
         return Err(anyhow!("no certificate found in the PEM"));
     }
-    let key = rustls_pemfile::private_key(&mut &key_pem[..])
-        .context("parsing the key PEM")?
-        .ok_or_else(|| anyhow!("no private key found in the PEM"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).context("parsing the key PEM")?;
     let key = ring::sign::any_supported_type(&key)
         .map_err(|e| anyhow!("unsupported private key: {e}"))?;
     let certified = CertifiedKey::new(certs, key);

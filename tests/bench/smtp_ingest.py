@@ -105,6 +105,7 @@ DOMAIN = "example.test"
 RCPT = f"alice@{DOMAIN}"
 SENDER = "sender@example.org"
 CLIENT_HELO = "client.example.org"
+PASSWORD = "bench-secret-1"
 NS_ENV = "ROOST_BENCH_IN_NAMESPACES"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -366,6 +367,7 @@ class ProcStat:
     own_ticks: int     # utime + stime
     child_ticks: int   # cutime + cstime: reaped descendants
     rss_pages: int
+    start: int         # start time: tells a reused pid from the old process
 
 
 def proc_table() -> dict[int, ProcStat]:
@@ -382,7 +384,7 @@ def proc_table() -> dict[int, ProcStat]:
         comm = data[data.index(b"(") + 1:close].decode(errors="replace")
         f = data[close + 2:].split()  # f[0] is field 3 (state)
         table[int(name)] = ProcStat(comm, int(f[1]), int(f[11]) + int(f[12]),
-                                    int(f[13]) + int(f[14]), int(f[21]))
+                                    int(f[13]) + int(f[14]), int(f[21]), int(f[19]))
     return table
 
 
@@ -424,18 +426,30 @@ def cpu_by_name(roots: dict[int, str], before: dict[int, ProcStat],
                 - (before[root].child_ticks if root in before else 0))
         for pid in descendants(after, [root]):
             st, old = after[pid], before.get(pid)
-            same = old is not None and old.comm == st.comm
+            same = old is not None and old.start == st.start
             add(f"{label}:{st.comm}", st.own_ticks - (old.own_ticks if same else 0))
             add(f"{label}:exited", st.child_ticks - (old.child_ticks if same else 0))
     return out
 
 
-def machine_busy_cpu() -> float:
-    """CPU seconds the whole machine has spent not idle (all processes)."""
+def kernel_thread_cpu(before: dict[int, ProcStat], after: dict[int, ProcStat]) -> float:
+    """CPU seconds kernel threads (children of kthreadd: I/O workers,
+    journalling, ksoftirqd) used between the two snapshots."""
+    ticks = 0
+    for pid, st in after.items():
+        if st.ppid == 2:
+            old = before.get(pid)
+            ticks += st.own_ticks - (old.own_ticks if old and old.start == st.start else 0)
+    return ticks / CLK_TCK
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, interrupts): CPU seconds the machine has spent not idle, and
+    the part of it spent in hard and soft interrupts."""
     with open("/proc/stat") as f:
-        ticks = [int(x) for x in f.readline().split()[1:]]
-    idle = ticks[3] + ticks[4]  # idle + iowait
-    return (sum(ticks[:8]) - idle) / CLK_TCK
+        t = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal
+    return (sum(t[:8]) - t[3] - t[4]) / CLK_TCK, (t[5] + t[6]) / CLK_TCK
 
 
 def pss_bytes(pid: int) -> int:
@@ -673,7 +687,7 @@ class PostfixDovecot(Target):
     def write_dovecot_config(self, nobody: pwd.struct_passwd) -> None:
         d = self.dovecot_dir
         (d / "users").write_text(
-            f"{RCPT}:{{PLAIN}}secret:{nobody.pw_uid}:{nobody.pw_gid}::{self.mail}/alice::\n")
+            f"{RCPT}:{{PLAIN}}{PASSWORD}:{nobody.pw_uid}:{nobody.pw_gid}::{self.mail}/alice::\n")
         (d / "dovecot.conf").write_text(f"""\
 # Dovecot for the roost ingest benchmark: LMTP on a unix socket only.
 # Durability settings are Dovecot's defaults (mail_fsync = optimized).
@@ -795,10 +809,10 @@ class Roost(Target):
         self.state.mkdir(parents=True)
         try:
             self.cli("domain", "add", DOMAIN)
-            self.cli("user", "add", RCPT, "--password-stdin", stdin="secret\n")
+            self.cli("user", "add", RCPT, "--password-stdin", stdin=f"{PASSWORD}\n")
         except BenchError as e:
-            raise BenchError(f"roost does not (yet) support the setup commands the benchmark "
-                             f"needs (domain add / user add --password-stdin):\n{e}") from None
+            raise BenchError(f"roost setup failed (the benchmark needs `domain add` and "
+                             f"`user add --password-stdin`):\n{e}") from None
         config = self.base / "roost.toml"
         config.write_text(f"""\
 hostname = "mx.{DOMAIN}"
@@ -848,7 +862,8 @@ class Result:
     stored_check: str
     client_cpu_s: float    # smtp-source
     bench_cpu_s: float     # this script: sampler and DNS stub
-    other_cpu_s: float     # everything else on the machine in the window
+    other_cpu_s: float     # other user-space processes on the machine in the window
+    kernel_cpu_s: float    # kernel threads, interrupts (loopback TCP, block I/O)
     window_s: float
     dns_queries: int
     dns_names: list[str]
@@ -942,7 +957,7 @@ def measure(target: Target, s: Settings, dns: StubDns | None) -> Result:
         sampler = TreeSampler(roots)
         before = proc_table()
         cpu_start, self_start = tree_cpu(roots, before), sum(os.times()[:2])
-        busy_start = machine_busy_cpu()
+        busy_start, irq_start = machine_cpu()
         sampler.start()
         t0 = time.monotonic()
         try:
@@ -957,12 +972,15 @@ def measure(target: Target, s: Settings, dns: StubDns | None) -> Result:
         cpu = tree_cpu(roots, after) - cpu_start
         window = time.monotonic() - t0
         bench_cpu = sum(os.times()[:2]) - self_start
-        other_cpu = machine_busy_cpu() - busy_start - cpu - client_cpu - bench_cpu
+        busy, irq = machine_cpu()
+        kernel_cpu = kernel_thread_cpu(before, after) + irq - irq_start
+        other_cpu = busy - busy_start - cpu - client_cpu - bench_cpu - kernel_cpu
         dns_n, dns_names = dns.take_count() if dns else (0, [])
         check = check_stored(target, s.messages)
         return Result(target.name, s.messages, accepted_s, stored_at - t0, cpu,
                       idle_rate * window, sampler.peak_rss, sampler.peak_pss, sampler.peak_procs,
-                      check, client_cpu, bench_cpu, max(0.0, other_cpu), window,
+                      check, client_cpu, bench_cpu, max(0.0, other_cpu), max(0.0, kernel_cpu),
+                      window,
                       dns_n, dns_names,
                       cpu_by_name(target.roots(), before, after))
     finally:
@@ -1036,8 +1054,9 @@ def print_details(r: Result) -> None:
                       sorted(r.cpu_split.items(), key=lambda kv: -kv[1]))
     print(f"{r.name}: all stored after {r.stored_s:.2f}s; CPU in the {r.window_s:.1f}s window: "
           f"server {r.cpu_s:.2f}s (minus {r.idle_cpu_s:.2f}s idle), smtp-source "
-          f"{r.client_cpu_s:.2f}s, this script {r.bench_cpu_s:.2f}s, other processes "
-          f"{r.other_cpu_s:.2f}s; DNS queries {r.dns_queries}"
+          f"{r.client_cpu_s:.2f}s, this script {r.bench_cpu_s:.2f}s, kernel threads and "
+          f"interrupts {r.kernel_cpu_s:.2f}s, other processes {r.other_cpu_s:.2f}s; "
+          f"DNS queries {r.dns_queries}"
           + (f" ({', '.join(r.dns_names[:6])})" if r.dns_names else ""))
     if r.other_cpu_s > 0.1 * r.window_s:
         print(f"  WARNING: other processes kept {r.other_cpu_s / r.window_s:.1f} CPUs busy "
@@ -1126,7 +1145,8 @@ def main(argv: list[str]) -> int:
             for t in make_targets(s, data / f"run{i + 1}", skip=errors):
                 targets.append(t)
                 try:
-                    runs.setdefault(t.name, []).append(measure(t, s, dns))
+                    result = measure(t, s, dns)
+                    runs.setdefault(t.name, []).append(result)
                 except BenchError as e:
                     errors[t.name] = str(e)
                     print(f"== {t.name}: ERROR\n{e}\n(--keep keeps configs and logs)", flush=True)

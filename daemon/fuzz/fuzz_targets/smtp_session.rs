@@ -21,8 +21,7 @@ use roost::address::Address;
 use roost::smtp::sasl::Credentials;
 use roost::smtp::trace;
 use roost::smtp::{
-    AuthOutcome, Event, Identity, Kind, Limits, Peer, RcptVerdict, Reply, ServerConn,
-    SessionConfig,
+    AuthOutcome, Event, Identity, Kind, Limits, Peer, RcptVerdict, Reply, ServerConn, SessionConfig,
 };
 
 const MAX_MESSAGE_SIZE: usize = 4096;
@@ -86,7 +85,10 @@ impl Driver {
             // A closed session says nothing more; a waiting one holds the
             // input until its event is answered.
             assert!(out.is_empty(), "output while closed/waiting: {out:?}");
-            assert!(self.conn.poll_event().is_none(), "event while closed/waiting");
+            assert!(
+                self.conn.poll_event().is_none(),
+                "event while closed/waiting"
+            );
         }
         self.events();
     }
@@ -211,7 +213,10 @@ fn check_replies(out: &[u8]) {
     if out.is_empty() {
         return;
     }
-    assert!(out.ends_with(b"\r\n"), "output does not end with CRLF: {out:?}");
+    assert!(
+        out.ends_with(b"\r\n"),
+        "output does not end with CRLF: {out:?}"
+    );
     let mut continued: Option<&[u8]> = None;
     for line in out[..out.len() - 2].split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -327,7 +332,8 @@ fuzz_target!(|data: &[u8]| {
     if d.conn.is_closed() {
         assert!(!d.conn.wants_input());
         d.feed(b"NOOP\r\nEHLO again\r\n");
-        d.conn.handle_timeout(d.conn.deadline() + Duration::from_secs(3600));
+        d.conn
+            .handle_timeout(d.conn.deadline() + Duration::from_secs(3600));
         assert!(d.conn.take_output().is_empty(), "output after close");
         assert!(d.conn.poll_event().is_none(), "event after close");
     }
