@@ -94,20 +94,9 @@ fn make_cert(dir: &std::path::Path, cn: &str) {
 }
 
 fn subject(pem: &str) -> String {
-    let mut child = Command::new("openssl")
-        .args(["x509", "-noout", "-subject"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(pem.as_bytes())
-        .unwrap();
-    String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    let mut cmd = Command::new("openssl");
+    cmd.args(["x509", "-noout", "-subject"]);
+    String::from_utf8(run_with_input(&mut cmd, pem.as_bytes()).stdout).unwrap()
 }
 
 #[test]

@@ -160,22 +160,9 @@ impl Roost {
 
     /// Runs a CLI subcommand against this state directory.
     pub fn cli(&self, args: &[&str], stdin: &str) -> Output {
-        let mut child = Command::new(roost_bin())
-            .arg("--state")
-            .arg(&self.state)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        let mut cmd = Command::new(roost_bin());
+        cmd.arg("--state").arg(&self.state).args(args);
+        run_with_input(&mut cmd, stdin.as_bytes())
     }
 
     /// Runs a CLI subcommand that must succeed; returns its stdout.
@@ -251,6 +238,33 @@ pub fn run(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a program with `input` on its standard input; returns its output.
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Sends `message` with curl to `url` (smtp:// or smtps://); `extra` are
+/// further curl options such as --user.
+pub fn curl_send(url: &str, extra: &[&str], from: &str, to: &str, message: &str) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--url", url, "--mail-from", from, "--mail-rcpt", to])
+        .args(extra)
+        .args(["--upload-file", "-"]);
+    let out = run_with_input(&mut cmd, message.as_bytes());
+    assert!(
+        out.status.success(),
+        "curl to {url} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A tiny SMTP client for raw protocol tests.

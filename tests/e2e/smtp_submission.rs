@@ -62,35 +62,18 @@ fn starttls_587_and_implicit_465_with_plain_and_login() {
 fn curl_submits_over_smtps_and_starttls() {
     let roost = Roost::start();
     roost.add_example_accounts();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("m.txt");
-    std::fs::write(
-        &file,
-        "From: Alice <alice@example.test>\r\nSubject: curl\r\n\r\nhi bob\r\n",
-    )
-    .unwrap();
     let user = format!("alice@example.test:{PASSWORD}");
     for url in [
         format!("smtps://127.0.0.1:{}", roost.submissions),
         format!("smtp://127.0.0.1:{}", roost.submission),
     ] {
-        run(Command::new("curl")
-            .args([
-                "-sS",
-                "--insecure",
-                "--ssl-reqd",
-                "--url",
-                &url,
-                "--user",
-                &user,
-            ])
-            .args([
-                "--mail-from",
-                "alice@example.test",
-                "--mail-rcpt",
-                "bob@example.test",
-            ])
-            .args(["--upload-file", path_str(&file)]));
+        curl_send(
+            &url,
+            &["--insecure", "--ssl-reqd", "--user", &user],
+            "alice@example.test",
+            "bob@example.test",
+            "From: Alice <alice@example.test>\r\nSubject: curl\r\n\r\nhi bob\r\n",
+        );
     }
     assert_eq!(roost.inbox("bob@example.test"), vec![1, 2]);
 }
