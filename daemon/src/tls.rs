@@ -72,12 +72,11 @@ impl Tls {
     pub async fn load(store: Store, hostname: &str) -> anyhow::Result<Arc<Tls>> {
         let (key, source) = current(&store, hostname).await?;
         let resolver = Arc::new(Resolver(RwLock::new(key)));
-        let mut config =
+        let config =
             rustls::ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
                 .with_safe_default_protocol_versions()?
                 .with_no_client_auth()
                 .with_cert_resolver(resolver.clone());
-        config.alpn_protocols = Vec::new();
         Ok(Arc::new(Tls {
             store,
             hostname: hostname.to_owned(),

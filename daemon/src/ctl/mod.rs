@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 pub use admin::Admin;
@@ -128,8 +128,6 @@ async fn serve_one(stream: UnixStream, admin: &Admin) -> std::io::Result<()> {
     }
     Ok(())
 }
-
-use tokio::io::AsyncReadExt as _;
 
 /// Sends one request to a running daemon. `Ok(None)` when no daemon listens.
 pub async fn call(state_dir: &Path, request: &Request) -> anyhow::Result<Option<Response>> {
