@@ -70,7 +70,8 @@ impl Tls {
     /// Loads the configured certificate, generating the self-signed one if
     /// none exists yet.
     pub async fn load(store: Store, hostname: &str) -> anyhow::Result<Arc<Tls>> {
-        let (key, source) = current(&store, hostname).await?;
+        let source = wanted_source(&store)?;
+        let key = load_key(&store, hostname, &source).await?;
         let resolver = Arc::new(Resolver(RwLock::new(key)));
         let config =
             rustls::ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
@@ -97,9 +98,9 @@ impl Tls {
         if wanted == *self.source.read().expect("source lock") {
             return Ok(false);
         }
-        let (key, source) = current(&self.store, &self.hostname).await?;
+        let key = load_key(&self.store, &self.hostname, &wanted).await?;
         *self.resolver.0.write().expect("cert lock") = key;
-        *self.source.write().expect("source lock") = source;
+        *self.source.write().expect("source lock") = wanted;
         Ok(true)
     }
 }
@@ -122,16 +123,19 @@ fn modified(files: &CertFiles) -> Option<SystemTime> {
     m(&files.cert).max(m(&files.key))
 }
 
-async fn current(store: &Store, hostname: &str) -> anyhow::Result<(Arc<CertifiedKey>, Source)> {
-    let source = wanted_source(store)?;
-    let (cert_pem, key_pem) = match &source {
+async fn load_key(
+    store: &Store,
+    hostname: &str,
+    source: &Source,
+) -> anyhow::Result<Arc<CertifiedKey>> {
+    let (cert_pem, key_pem) = match source {
         Source::Files { files, .. } => read_files(files)?,
         Source::SelfSigned => {
             let s = self_signed(store, hostname).await?;
             (s.cert_pem.into_bytes(), s.key_pem.into_bytes())
         }
     };
-    Ok((Arc::new(certified_key(&cert_pem, &key_pem)?), source))
+    Ok(Arc::new(certified_key(&cert_pem, &key_pem)?))
 }
 
 pub fn read_files(files: &CertFiles) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {

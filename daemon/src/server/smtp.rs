@@ -15,7 +15,7 @@ use crate::address::Address;
 use crate::auth;
 use crate::delivery;
 use crate::smtp::sasl::Credentials;
-use crate::smtp::{AuthOutcome, Event, Identity, Kind, Peer, ServerConn, SessionConfig};
+use crate::smtp::{AuthOutcome, Event, Identity, Peer, ServerConn, SessionConfig};
 use crate::store;
 
 /// What ended a drive of the session over one stream.
@@ -40,19 +40,21 @@ pub async fn serve_connection(
         connection_id: rand::random::<u32>() as u64,
     };
     let handshake_timeout = config.limits.command_timeout;
-    let kind = config.kind;
     let acceptor = tokio_rustls::TlsAcceptor::from(ctx.tls.server_config());
     let mut conn = ServerConn::new(config, peer, Instant::now());
-    if implicit_tls {
-        let stream = timeout(handshake_timeout, acceptor.accept(socket)).await??;
-        drive(stream, &mut conn, &ctx, ip, kind).await?;
-        return Ok(());
-    }
-    if let Next::StartTls(socket) = drive(socket, &mut conn, &ctx, ip, kind).await? {
-        let stream = timeout(handshake_timeout, acceptor.accept(socket)).await??;
+    let plain = if implicit_tls {
+        socket
+    } else {
+        match drive(socket, &mut conn, &ctx, ip).await? {
+            Next::Done => return Ok(()),
+            Next::StartTls(socket) => socket,
+        }
+    };
+    let stream = timeout(handshake_timeout, acceptor.accept(plain)).await??;
+    if !implicit_tls {
         conn.handle_tls_established(Instant::now());
-        drive(stream, &mut conn, &ctx, ip, kind).await?;
     }
+    drive(stream, &mut conn, &ctx, ip).await?;
     Ok(())
 }
 
@@ -61,7 +63,6 @@ async fn drive<S>(
     conn: &mut ServerConn,
     ctx: &Context,
     ip: IpAddr,
-    kind: Kind,
 ) -> std::io::Result<Next<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -79,7 +80,7 @@ where
                     conn.handle_auth(outcome, Instant::now());
                 }
                 Event::CheckRecipient { address } => {
-                    let verdict = delivery::resolve_recipient(&ctx.store, kind, &address);
+                    let verdict = delivery::resolve_recipient(&ctx.store, conn.kind(), &address);
                     conn.handle_recipient(verdict, Instant::now());
                 }
                 Event::Deliver(transaction) => {

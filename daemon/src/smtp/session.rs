@@ -115,7 +115,7 @@ pub struct Identity {
 impl Identity {
     /// The address, or its base without a `+tag`, belongs to the user.
     pub fn may_send_as(&self, addr: &Address) -> bool {
-        let owns = |a: &Address| self.senders.iter().any(|s| *s == a.to_string());
+        let owns = |a: &Address| self.senders.contains(&a.to_string());
         owns(addr) || addr.without_subaddress().is_some_and(|base| owns(&base))
     }
 }
@@ -277,6 +277,10 @@ impl ServerConn {
 
     pub fn is_tls(&self) -> bool {
         self.tls
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.config.kind
     }
 
     /// Whether the driver should read more input now.
